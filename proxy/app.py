@@ -1,0 +1,134 @@
+"""The ASGI application: `/v1/*` goes straight to the forwarder; everything else to Starlette.
+
+The live path skips Starlette's router and middleware entirely, so its per-request cost is the
+forwarder's alone. Health, metrics and the lifespan (upstream pool, capture writer) are Starlette's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from proxy import __version__
+from proxy.capture.pricing import PriceTable
+from proxy.capture.record import CaptureRowBuilder
+from proxy.capture.redaction import Redactor
+from proxy.capture.writer import CaptureWriter
+from proxy.config import ShadowtapConfig
+from proxy.errors import ConfigError
+from proxy.forwarder import PrimaryForwarder
+from proxy.headers import header_value
+from proxy.http_errors import send_error
+from proxy.metrics import ProxyMetrics
+from proxy.store import CaptureStore
+from proxy.upstream import PrimaryClient
+
+log = logging.getLogger("shadowtap.app")
+
+
+class ShadowtapApp:
+    """Routes by path prefix, checks the optional proxy key, and nothing more."""
+
+    def __init__(self, forwarder: PrimaryForwarder, admin: Starlette, metrics: ProxyMetrics,
+                 client_keys: list[str], *, keys_in_authorization: bool) -> None:
+        self.forwarder = forwarder
+        self.admin = admin
+        self.metrics = metrics
+        self._client_keys = [key.encode() for key in client_keys]
+        self._keys_in_authorization = keys_in_authorization
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and (scope["path"].startswith("/v1/") or scope["path"] == "/v1"):
+            if self._client_keys and not self._authorized(scope["headers"]):
+                self.metrics.unauthorized.inc()
+                await send_error(send, 401, "shadowtap: missing or invalid proxy key; send it in the "
+                                 "x-shadowtap-key header", type_="invalid_request_error", code="invalid_proxy_key")
+                return
+            await self.forwarder(scope, receive, send)
+            return
+        await self.admin(scope, receive, send)
+
+    def _authorized(self, headers) -> bool:
+        presented = header_value(headers, b"x-shadowtap-key")
+        if presented is None and self._keys_in_authorization:
+            bearer = header_value(headers, b"authorization") or b""
+            presented = bearer[7:] if bearer[:7].lower() == b"bearer " else None
+        if presented is None:
+            return False
+        return any(hmac.compare_digest(presented, key) for key in self._client_keys)
+
+
+def _client_keys(config: ShadowtapConfig) -> list[str]:
+    name = config.server.client_keys_env
+    if not name:
+        return []
+    raw = os.environ.get(name, "")
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if not keys:
+        raise ConfigError(f"[server] client_keys_env = {name!r}: that environment variable is not set "
+                          "or holds no keys (expected a comma-separated list)")
+    return keys
+
+
+def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
+               open_store: Callable[[], CaptureStore] | None = None) -> ShadowtapApp:
+    """Build the proxy. I/O (the store, the upstream pool) is opened in the lifespan, not here."""
+    metrics = metrics or ProxyMetrics()
+    primary_key = config.primary.api_key()
+    client_keys = _client_keys(config)
+    redaction = config.redaction
+    redactor = Redactor(emails=redaction.emails, phones=redaction.phones, card_numbers=redaction.card_numbers,
+                        patterns=redaction.patterns, replacement=redaction.replacement)
+    open_store = open_store or (lambda: CaptureStore.open(config.store.path))
+
+    def make_builder(store: CaptureStore) -> CaptureRowBuilder:
+        salt = store.client_key_salt() if config.store.hash_client_keys else None
+        return CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
+                                 client_key_salt=salt, max_body_bytes=config.store.max_capture_body_bytes)
+
+    writer = CaptureWriter(open_store, make_builder, metrics, queue_size=config.store.queue_size,
+                           batch_size=config.store.batch_size,
+                           flush_interval_s=config.store.flush_interval_ms / 1000,
+                           capture_all_endpoints=config.store.capture_all_endpoints)
+    primary = PrimaryClient(config.primary)
+    forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,
+                                 primary_api_key=primary_key)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        writer.start()
+        await primary.start()
+        log.info("shadowtap ready", extra={"primary": primary.base_url, "store": config.store.path,
+                                           "version": __version__})
+        try:
+            yield
+        finally:
+            await primary.close()
+            writer.close(timeout_s=max(config.server.graceful_shutdown_s, 5.0))
+            log.info("capture drained", extra={"lost_at_shutdown": writer.lost_at_shutdown})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__,
+                             "capture_queue_depth": writer.queue_depth()})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": {"message": f"shadowtap: no route for {request.url.path}; the proxy "
+                                       "forwards /v1/* and serves /healthz and /metrics",
+                                       "type": "invalid_request_error", "param": None, "code": "not_found"}},
+                            status_code=404)
+
+    admin = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)],
+                      lifespan=lifespan, exception_handlers={404: not_found})
+    return ShadowtapApp(forwarder, admin, metrics, client_keys,
+                        keys_in_authorization=primary_key is not None)

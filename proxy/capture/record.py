@@ -1,0 +1,165 @@
+"""Turn a raw exchange into a capture-store row: parse, assemble, redact, price, hash the key.
+
+Runs in the capture writer, never on the request path. Secrets stop here: header values that
+are credentials are dropped, and the client's key survives only as a keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timezone
+
+import orjson
+
+from proxy.capture.assemble import assemble_response, endpoint_for_path
+from proxy.capture.decoding import decode_body
+from proxy.capture.pricing import PriceTable
+from proxy.capture.redaction import Redactor
+from proxy.exchange import RawExchange
+from proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
+
+CAPTURED_ENDPOINTS = frozenset({"chat.completions", "completions", "responses", "embeddings"})
+
+
+def _ms(start: float, end: float | None) -> float | None:
+    return round((end - start) * 1000, 3) if end else None
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="microseconds")
+
+
+class CaptureRowBuilder:
+    """Builds store rows from raw exchanges with the store's salt and the configured redaction."""
+
+    def __init__(self, *, redactor: Redactor, prices: PriceTable, client_key_salt: bytes | None,
+                 max_body_bytes: int) -> None:
+        self._redactor = redactor
+        self._prices = prices
+        self._salt = client_key_salt
+        self._max_body_bytes = max_body_bytes
+
+    def build(self, raw: RawExchange) -> dict:
+        endpoint = endpoint_for_path(raw.path)
+        row: dict = {
+            "id": raw.id,
+            "started_at": _iso(raw.started_at),
+            "method": raw.method,
+            "path": raw.path,
+            "query": raw.query,
+            "endpoint": endpoint,
+            "status": raw.status,
+            "latency_ms": _ms(raw.t_start, raw.t_end),
+            "ttfb_ms": _ms(raw.t_start, raw.chunk_times[0] if raw.chunk_times else None),
+            "client_disconnected": int(raw.client_disconnected),
+            "upstream_error": raw.upstream_error,
+            "capture_truncated": 0,
+        }
+        row.update(self._request_fields(raw))
+        row.update(self._response_fields(raw, endpoint, row.get("model")))
+        return row
+
+    def _request_fields(self, raw: RawExchange) -> dict:
+        fields: dict = {
+            "request_headers": orjson.dumps(safe_header_dict(raw.request_headers)).decode(),
+            "client_key_hash": self._client_key_hash(raw.request_headers),
+        }
+        tags: dict[str, str] = {}
+        for name, value in raw.request_headers:
+            name = name.lower()
+            if name.startswith(SHADOWTAP_PREFIX) and not is_secret_header(name):
+                tags[name[len(SHADOWTAP_PREFIX):].decode("latin-1")] = value.decode("latin-1")
+        fields["task"] = tags.pop("task", None)
+        fields["risk_tier"] = tags.pop("risk-tier", None)
+        fields["tags"] = orjson.dumps(tags).decode() if tags else None
+
+        body = raw.request_body
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            fields["request_unparseable"] = 1
+            fields["request_raw"] = self._clip(self._redact_bytes(body), fields)
+            return fields
+        fields["request_unparseable"] = 0
+        if isinstance(request, dict):
+            metadata = request.pop("shadowtap", None)
+            if metadata is not None:
+                fields["shadowtap_metadata"] = orjson.dumps(self._redactor.redact_json(metadata)).decode()
+            model = request.get("model")
+            fields["model"] = model if isinstance(model, str) else None
+            fields["is_stream"] = int(request.get("stream") is True)
+        fields["request_json"] = orjson.dumps(self._redactor.redact_json(request)).decode()
+        return fields
+
+    def _response_fields(self, raw: RawExchange, endpoint: str, request_model: str | None) -> dict:
+        fields: dict = {
+            "response_headers": orjson.dumps(safe_header_dict(raw.response_headers)).decode(),
+            "stream_incomplete": 0,
+            "response_unparseable": 0,
+        }
+        encoding = header_value(raw.response_headers, b"content-encoding")
+        content_type = header_value(raw.response_headers, b"content-type")
+        content_type_text = content_type.decode("latin-1") if content_type else None
+        chunks = raw.response_chunks
+        if encoding and encoding.strip().lower() not in (b"identity", b""):
+            decoded, error = decode_body(encoding.decode("latin-1"), b"".join(chunks))
+            chunks = [decoded]
+            if error:
+                fields["response_unparseable"] = 1
+        assembled = assemble_response(endpoint, content_type_text, chunks)
+        is_stream = bool(content_type_text and content_type_text.lower().startswith("text/event-stream"))
+
+        if is_stream:
+            fields["is_stream"] = 1
+            fields["stream_incomplete"] = int(raw.stream_broken or not assembled.complete)
+            fields["response_raw"] = self._clip(self._redact_bytes(b"".join(chunks)), fields)
+            if assembled.first_content_chunk is not None and raw.chunk_times:
+                index = min(assembled.first_content_chunk, len(raw.chunk_times) - 1)
+                fields["ttft_ms"] = _ms(raw.t_start, raw.chunk_times[index])
+        elif assembled.body is not None:
+            fields["response_json"] = orjson.dumps(self._redactor.redact_json(assembled.body)).decode()
+        elif chunks:
+            fields["response_unparseable"] = 1
+            fields["response_raw"] = self._clip(self._redact_bytes(b"".join(chunks)), fields)
+        if raw.stream_broken:
+            fields["stream_incomplete"] = 1
+
+        fields["response_model"] = assembled.model
+        fields["response_text"] = self._redactor.redact_text(assembled.text) if assembled.text else assembled.text
+        fields["response_tool_calls"] = (
+            orjson.dumps(self._redactor.redact_json(assembled.tool_calls)).decode()
+            if assembled.tool_calls else None
+        )
+        fields["finish_reason"] = assembled.finish_reason
+        usage = assembled.usage or {}
+        fields["prompt_tokens"] = usage.get("prompt_tokens")
+        fields["completion_tokens"] = usage.get("completion_tokens")
+        fields["total_tokens"] = usage.get("total_tokens")
+        model = assembled.model or request_model
+        fields["cost_usd"] = self._prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return fields
+
+    def _redact_bytes(self, data: bytes) -> bytes:
+        if not self._redactor.enabled:
+            return data
+        # surrogateescape keeps invalid UTF-8 bytes exactly as they were, around the redactions.
+        text = data.decode("utf-8", "surrogateescape")
+        return self._redactor.redact_text(text).encode("utf-8", "surrogateescape")
+
+    def _clip(self, data: bytes, fields: dict) -> bytes:
+        if len(data) > self._max_body_bytes:
+            fields["capture_truncated"] = 1
+            return data[: self._max_body_bytes]
+        return data
+
+    def _client_key_hash(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        if self._salt is None:
+            return None
+        key = header_value(headers, b"authorization") or header_value(headers, b"api-key") \
+            or header_value(headers, b"x-api-key")
+        if not key:
+            return None
+        if key[:7].lower() == b"bearer ":
+            key = key[7:]
+        return hmac.new(self._salt, key.strip(), hashlib.sha256).hexdigest()[:32]

@@ -1,0 +1,148 @@
+"""The demo's traffic: a realistic mix of OpenAI SDK calls an application would make.
+
+Retrieval-augmented questions (HaluEval rows, context in the `shadowtap` body field), streamed
+chat, tool calls, structured outputs, embeddings, the Responses API, and a rate-limited call.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+
+import orjson
+from openai import OpenAI, RateLimitError
+
+ORDER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_order_status",
+        "description": "Look up the status of a customer's order.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "include_items": {"type": "boolean"}},
+            "required": ["order_id"],
+        },
+    },
+}
+
+ANSWER_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "grounded_answer",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"answer": {"type": "string"}, "confidence": {"type": "number"}},
+            "required": ["answer", "confidence"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class DemoCall:
+    kind: str
+    run: Callable[[OpenAI], object]
+
+
+def halueval_rows() -> list[dict]:
+    text = resources.files("proxy.demo_data").joinpath("halueval_sample.jsonl").read_text(encoding="utf-8")
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _rag_messages(row: dict) -> list[dict]:
+    return [
+        {"role": "system", "content": "Answer only from the provided context. Be brief."},
+        {"role": "user", "content": row["question"]},
+    ]
+
+
+def _rag_metadata(row: dict, index: int) -> dict:
+    # Some contexts are deliberately old so freshness scoring has something to find later.
+    updated = "2026-11-01T00:00:00Z" if index % 4 else "2024-02-01T00:00:00Z"
+    return {"contexts": [{"id": f"halueval-{index}", "source": "halueval", "text": row["knowledge"],
+                          "updated_at": updated, "version": "v1"}]}
+
+
+def _tags(task: str, tier: str) -> dict:
+    return {"x-shadowtap-task": task, "x-shadowtap-risk-tier": tier, "x-shadowtap-team": "demo"}
+
+
+def _rag_call(row: dict, index: int) -> DemoCall:
+    def run(client: OpenAI):
+        return client.chat.completions.create(
+            model="sim-large", messages=_rag_messages(row), temperature=0,
+            extra_body={"shadowtap": _rag_metadata(row, index)}, extra_headers=_tags("qa", "medium"))
+    return DemoCall("rag", run)
+
+
+def _streamed_call(row: dict, index: int) -> DemoCall:
+    def run(client: OpenAI):
+        stream = client.chat.completions.create(
+            model="sim-large", messages=_rag_messages(row), stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"shadowtap": _rag_metadata(row, index)}, extra_headers=_tags("qa", "medium"))
+        return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    return DemoCall("stream", run)
+
+
+def _tool_call(index: int) -> DemoCall:
+    def run(client: OpenAI):
+        return client.chat.completions.create(
+            model="sim-small", tools=[ORDER_TOOL], tool_choice="auto",
+            messages=[{"role": "user", "content": f"Where is my order A-{1000 + index}?"}],
+            extra_headers=_tags("support", "high"))
+    return DemoCall("tools", run)
+
+
+def _structured_call(row: dict) -> DemoCall:
+    def run(client: OpenAI):
+        return client.chat.completions.create(
+            model="sim-large", response_format=ANSWER_SCHEMA,
+            messages=[{"role": "system", "content": f"<context>{row['knowledge']}</context>"},
+                      {"role": "user", "content": row["question"]}],
+            extra_headers=_tags("extract", "low"))
+    return DemoCall("structured", run)
+
+
+def _embedding_call(row: dict) -> DemoCall:
+    return DemoCall("embeddings", lambda client: client.embeddings.create(
+        model="sim-embed", input=[row["question"], row["knowledge"][:200]]))
+
+
+def _responses_call(row: dict) -> DemoCall:
+    return DemoCall("responses", lambda client: client.responses.create(
+        model="sim-large", input=row["question"], extra_headers=_tags("qa", "low")))
+
+
+def _rate_limited_call(index: int) -> DemoCall:
+    def run(client: OpenAI):
+        try:
+            client.with_options(max_retries=0).chat.completions.create(
+                model="sim-large", messages=[{"role": "user", "content": f"burst {index}"}],
+                extra_headers={"x-sim-status": "429"})
+        except RateLimitError as exc:
+            return exc.status_code
+        raise AssertionError("the simulated 429 did not reach the client")
+    return DemoCall("rate-limited", run)
+
+
+def demo_calls(count: int) -> Iterator[DemoCall]:
+    """`count` calls in a fixed, interleaved mix (about half are retrieval-augmented)."""
+    rows = halueval_rows()
+    pattern = ["rag", "stream", "rag", "tools", "stream", "structured", "rag", "embeddings", "stream",
+               "responses", "rag", "tools", "stream", "structured", "rate-limited"]
+    for index, kind in zip(range(count), itertools.cycle(pattern)):
+        row = rows[index % len(rows)]
+        yield {
+            "rag": lambda: _rag_call(row, index),
+            "stream": lambda: _streamed_call(row, index),
+            "tools": lambda: _tool_call(index),
+            "structured": lambda: _structured_call(row),
+            "embeddings": lambda: _embedding_call(row),
+            "responses": lambda: _responses_call(row),
+            "rate-limited": lambda: _rate_limited_call(index),
+        }[kind]()

@@ -1,0 +1,185 @@
+"""The live path: a pure-ASGI app that relays `/v1/*` to the primary and hands a copy to capture.
+
+It does as little as possible per request: read the body, forward it, relay each chunk as it
+arrives, note timestamps, and enqueue the raw exchange. It never waits for capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from time import perf_counter
+from typing import Protocol
+
+import aiohttp
+import orjson
+
+from proxy.errors import UpstreamError, UpstreamTimeout
+from proxy.exchange import RawExchange, new_exchange_id
+from proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
+from proxy.http_errors import record_proxy_error, send_error
+from proxy.metrics import ProxyMetrics
+from proxy.upstream import PrimaryClient
+
+log = logging.getLogger("shadowtap.proxy")
+
+_SHADOWTAP_FIELD = b'"shadowtap"'
+
+
+class ExchangeSink(Protocol):
+    def submit(self, exchange: RawExchange) -> bool: ...
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def strip_shadowtap_field(body: bytes) -> bytes:
+    """The body to forward: the optional `shadowtap` metadata field removed, otherwise untouched."""
+    if _SHADOWTAP_FIELD not in body:
+        return body
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(parsed, dict) or "shadowtap" not in parsed:
+        return body
+    del parsed["shadowtap"]
+    return orjson.dumps(parsed)
+
+
+class PrimaryForwarder:
+    """ASGI app for `/v1/*`: forwards to the primary, relays its answer, captures a copy."""
+
+    def __init__(self, primary: PrimaryClient, sink: ExchangeSink, metrics: ProxyMetrics, *,
+                 max_body_bytes: int, primary_api_key: str | None) -> None:
+        self._primary = primary
+        self._sink = sink
+        self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+        self._primary_api_key = primary_api_key
+
+    async def __call__(self, scope, receive, send) -> None:
+        exchange = RawExchange(
+            id=new_exchange_id(), started_at=time.time(), t_start=perf_counter(),
+            method=scope["method"], path=scope["path"],
+            query=scope["query_string"].decode("latin-1"),
+            request_headers=scope["headers"], request_body=b"",
+        )
+        try:
+            exchange.request_body = await self._read_body(scope["headers"], receive)
+        except _BodyTooLarge:
+            await self._reject_oversized(exchange, send)
+            return
+        except _ClientGone:
+            return  # nothing was sent upstream; there is no exchange to record
+        try:
+            await self._forward(scope, receive, send, exchange)
+        finally:
+            exchange.t_end = perf_counter()
+            self._metrics.observe_exchange(exchange)
+            self._sink.submit(exchange)
+
+    async def _read_body(self, headers, receive) -> bytes:
+        declared = header_value(headers, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise _BodyTooLarge
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise _BodyTooLarge
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _reject_oversized(self, exchange: RawExchange, send) -> None:
+        message = (f"Request body exceeds shadowtap's limit of {self._max_body_bytes} bytes "
+                   "([server] max_body_bytes); it was not forwarded.")
+        body = await send_error(send, 413, message, type_="invalid_request_error",
+                                code="request_too_large", exchange_id=exchange.id)
+        self._metrics.body_too_large.inc()
+        log.warning("request body too large", extra={"exchange_id": exchange.id, "path": exchange.path})
+        record_proxy_error(exchange, 413, body, "request body too large")
+        exchange.t_end = perf_counter()
+        self._sink.submit(exchange)
+
+    async def _forward(self, scope, receive, send, exchange: RawExchange) -> None:
+        task = asyncio.current_task()
+        disconnected = asyncio.Event()
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, disconnected))
+        response: aiohttp.ClientResponse | None = None
+        try:
+            path_after_v1 = scope["raw_path"].decode("latin-1")[3:] if scope.get("raw_path") else scope["path"][3:]
+            url = self._primary.url_for(path_after_v1, scope["query_string"])
+            headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key)
+            body = strip_shadowtap_field(exchange.request_body)
+            exchange.t_upstream_start = perf_counter()
+            try:
+                response = await self._primary.send(exchange.method, url, headers, body)
+            except UpstreamError as exc:
+                await self._answer_upstream_failure(exc, exchange, send, watcher)
+                return
+            await self._relay(response, exchange, send, watcher)
+        except asyncio.CancelledError:
+            if not disconnected.is_set():
+                raise  # server shutdown, not the client: let it propagate
+            task.uncancel()
+            exchange.client_disconnected = True
+        finally:
+            watcher.cancel()
+            if response is not None:
+                response.close()  # returns a finished connection to the pool; drops a live one
+
+    async def _relay(self, response: aiohttp.ClientResponse, exchange: RawExchange, send, watcher) -> None:
+        exchange.status = response.status
+        exchange.response_headers = list(response.raw_headers)
+        headers = relayable_response_headers(exchange.response_headers)
+        headers.append((b"x-shadowtap-exchange-id", exchange.id.encode()))
+        exchange.t_upstream_headers = perf_counter()
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        exchange.t_response_started = perf_counter()
+        chunks, times = exchange.response_chunks, exchange.chunk_times
+        try:
+            async for chunk in response.content.iter_any():
+                times.append(perf_counter())
+                chunks.append(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # The primary broke off mid-body. Return without finishing the response, so the
+            # client sees a truncated transfer rather than a clean end we invented.
+            exchange.stream_broken = True
+            exchange.upstream_error = f"primary response broke off: {type(exc).__name__}: {exc}"
+            self._metrics.upstream_broken.inc()
+            log.warning("primary response broke off", extra={"exchange_id": exchange.id})
+            return
+        watcher.cancel()  # once the response completes, receive() reports a disconnect
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _answer_upstream_failure(self, exc: UpstreamError, exchange: RawExchange, send, watcher) -> None:
+        status = 504 if isinstance(exc, UpstreamTimeout) else 502
+        code = "upstream_timeout" if status == 504 else "upstream_unreachable"
+        watcher.cancel()
+        body = await send_error(send, status, f"shadowtap: {exc}", type_="upstream_error", code=code,
+                                exchange_id=exchange.id)
+        record_proxy_error(exchange, status, body, str(exc))
+        log.warning("primary upstream failed", extra={"exchange_id": exchange.id, "error": str(exc)})
+
+
+async def _cancel_on_disconnect(receive, task: asyncio.Task, disconnected: asyncio.Event) -> None:
+    """Wait for the client to go away, then cancel the request task (and so the upstream call)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected.set()
+            task.cancel()
+            return

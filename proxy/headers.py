@@ -1,0 +1,70 @@
+"""Which headers cross the proxy, which are metadata for shadowtap, and which are secrets."""
+
+from __future__ import annotations
+
+# RFC 9110 §7.6.1 connection-specific headers, plus the ones the proxy recomputes itself.
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
+    b"trailer", b"upgrade", b"proxy-authenticate", b"proxy-authorization",
+})
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length"}
+
+# Values that are never written anywhere: store, logs, errors.
+SECRET_HEADERS = frozenset({
+    b"authorization", b"proxy-authorization", b"api-key", b"x-api-key", b"cookie",
+    b"set-cookie", b"x-goog-api-key", b"openai-organization", b"openai-project",
+    b"x-shadowtap-key",
+})
+_SECRET_MARKERS = (b"key", b"token", b"secret", b"auth", b"cookie", b"session", b"password")
+
+SHADOWTAP_PREFIX = b"x-shadowtap-"
+
+
+def is_secret_header(name: bytes) -> bool:
+    """True for credentials by name, or anything whose name suggests one."""
+    return name in SECRET_HEADERS or any(marker in name for marker in _SECRET_MARKERS)
+
+
+def forwardable_request_headers(
+    headers: list[tuple[bytes, bytes]], *, replace_authorization: str | None
+) -> list[tuple[str, str]]:
+    """Client headers to send to the primary: no hop-by-hop, no Host, no x-shadowtap-*.
+
+    With `replace_authorization`, the client's own credentials are dropped and the configured
+    primary key is sent instead.
+    """
+    forwarded = []
+    for name, value in headers:
+        if name in _NOT_FORWARDED or name.startswith(SHADOWTAP_PREFIX):
+            continue
+        if replace_authorization is not None and name in (b"authorization", b"api-key", b"x-api-key"):
+            continue
+        forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
+    if replace_authorization is not None:
+        forwarded.append(("authorization", f"Bearer {replace_authorization}"))
+    return forwarded
+
+
+def relayable_response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The primary's response headers minus hop-by-hop ones; lengths and encodings are kept."""
+    return [(name.lower(), value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+
+
+def safe_header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers as a dict for the store, with every secret value removed (not masked)."""
+    safe: dict[str, str] = {}
+    for name, value in headers:
+        name = name.lower()
+        if is_secret_header(name) or name in HOP_BY_HOP:
+            continue
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        safe[key] = f"{safe[key]}, {text}" if key in safe else text
+    return safe
+
+
+def header_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

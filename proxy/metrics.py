@@ -1,0 +1,60 @@
+"""Prometheus metrics for the proxy, on a registry of its own (served at /metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from proxy.exchange import RawExchange
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class ProxyMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("shadowtap_requests_total", "Requests relayed, by endpoint path and status.",
+                                ["path", "status"], registry=r)
+        self.upstream_latency = Histogram("shadowtap_upstream_latency_seconds",
+                                          "Request received to last byte relayed.", ["path"],
+                                          buckets=_LATENCY_BUCKETS, registry=r)
+        self.overhead = Histogram("shadowtap_proxy_overhead_seconds",
+                                  "Time the proxy spends before forwarding and before relaying headers.",
+                                  buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.client_disconnects = Counter("shadowtap_client_disconnects_total",
+                                          "Clients that left before the response completed.", registry=r)
+        self.upstream_broken = Counter("shadowtap_upstream_broken_total",
+                                       "Primary responses that broke off mid-body.", registry=r)
+        self.body_too_large = Counter("shadowtap_request_body_too_large_total",
+                                      "Requests refused with 413.", registry=r)
+        self.unauthorized = Counter("shadowtap_unauthorized_total",
+                                    "Requests refused with 401 for a missing or wrong proxy key.", registry=r)
+        self.capture_enqueued = Counter("shadowtap_capture_enqueued_total",
+                                        "Exchanges handed to the capture writer.", registry=r)
+        self.capture_dropped = Counter("shadowtap_capture_dropped_total",
+                                       "Exchanges not captured, by reason.", ["reason"], registry=r)
+        self.capture_written = Counter("shadowtap_capture_written_total",
+                                       "Exchanges written to the store.", registry=r)
+        self.capture_write_errors = Counter("shadowtap_capture_write_errors_total",
+                                            "Failed attempts to write a batch to the store.", registry=r)
+        self.capture_queue_depth = Gauge("shadowtap_capture_queue_depth",
+                                         "Exchanges waiting for the capture writer.", registry=r)
+
+    def track_queue_depth(self, depth: Callable[[], int]) -> None:
+        self.capture_queue_depth.set_function(depth)
+
+    def observe_exchange(self, exchange: RawExchange) -> None:
+        self.requests.labels(exchange.path, str(exchange.status)).inc()
+        self.upstream_latency.labels(exchange.path).observe(exchange.t_end - exchange.t_start)
+        if exchange.t_upstream_start and exchange.t_response_started:
+            before = exchange.t_upstream_start - exchange.t_start
+            relaying_headers = exchange.t_response_started - exchange.t_upstream_headers
+            self.overhead.observe(before + relaying_headers)
+        if exchange.client_disconnected:
+            self.client_disconnects.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

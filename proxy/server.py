@@ -1,0 +1,35 @@
+"""Run the proxy under uvicorn; SIGTERM/SIGINT finish in-flight requests, then drain capture."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import uvicorn
+
+from proxy.app import create_app
+from proxy.config import ShadowtapConfig
+from proxy.logs import configure_logging
+
+
+def serve(config: ShadowtapConfig) -> None:
+    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file)
+    app = create_app(config)
+    uvicorn_config = uvicorn.Config(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="on",
+        access_log=config.server.access_log,
+        log_config=None,
+        server_header=False,   # the client sees the primary's Server and Date headers, not ours
+        date_header=False,
+        timeout_graceful_shutdown=config.server.graceful_shutdown_s,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(uvicorn_config)
+    server.run()
+    if not server.started:
+        # uvicorn has already logged why (port in use, lifespan failure); make the exit code say so.
+        raise SystemExit(1)

@@ -1,0 +1,122 @@
+"""CaptureStore: the only code that runs SQL against the capture database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from proxy.errors import StoreError
+from proxy.store.migrations import migrations
+
+# Columns a `captures list` row shows; `show` and `export` read every column.
+LIST_COLUMNS = (
+    "id", "started_at", "endpoint", "model", "is_stream", "status", "latency_ms",
+    "ttft_ms", "total_tokens", "cost_usd", "tags",
+    "client_disconnected", "stream_incomplete", "request_unparseable",
+)
+
+
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """What `captures list` and `captures export` can select on; every field is optional."""
+
+    since: str | None = None        # ISO timestamp, inclusive
+    until: str | None = None        # ISO timestamp, exclusive
+    endpoint: str | None = None
+    model: str | None = None
+    status: int | None = None
+    tag: tuple[str, str] | None = None  # (name, value)
+    limit: int | None = None
+
+    def where(self) -> tuple[str, dict]:
+        clauses, params = [], {}
+        if self.since:
+            clauses.append("started_at >= :since")
+            params["since"] = self.since
+        if self.until:
+            clauses.append("started_at < :until")
+            params["until"] = self.until
+        if self.endpoint:
+            clauses.append("endpoint = :endpoint")
+            params["endpoint"] = self.endpoint
+        if self.model:
+            clauses.append("model = :model")
+            params["model"] = self.model
+        if self.status is not None:
+            clauses.append("status = :status")
+            params["status"] = self.status
+        if self.tag:
+            clauses.append("json_extract(tags, '$.' || :tag_name) = :tag_value")
+            params["tag_name"], params["tag_value"] = self.tag
+        return (" and ".join(clauses) or "1"), params
+
+
+class CaptureStore:
+    """A SQLite capture store in WAL mode, migrated to the current schema when opened."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> CaptureStore:
+        path = str(path)
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot open capture store {path!r}: directory {str(parent)!r} does not exist")
+        try:
+            db = Database(path)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if path != ":memory:":
+                db.enable_wal()
+            # NORMAL in WAL mode: a power loss can lose the last committed batches, never corrupt.
+            db.execute("PRAGMA synchronous = NORMAL")
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open capture store {path!r}: {exc}") from None
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def client_key_salt(self) -> bytes:
+        row = self.db.execute("select value from store_meta where key = 'client_key_salt'").fetchone()
+        return bytes.fromhex(row[0])
+
+    def insert_exchanges(self, rows: Sequence[dict]) -> None:
+        """Insert a batch in one transaction: all rows land or none do."""
+        with self.db.conn:
+            self.db["exchanges"].insert_all(rows, batch_size=len(rows) or 1)
+
+    def count_exchanges(self, where: ExchangeFilter | None = None) -> int:
+        clause, params = (where or ExchangeFilter()).where()
+        return self.db.execute(f"select count(*) from exchanges where {clause}", params).fetchone()[0]
+
+    def list_exchanges(self, where: ExchangeFilter | None = None, columns: Sequence[str] = LIST_COLUMNS) -> list[dict]:
+        where = where or ExchangeFilter()
+        clause, params = where.where()
+        sql = f"select {', '.join(columns)} from exchanges where {clause} order by started_at desc, id desc"
+        if where.limit:
+            sql += f" limit {int(where.limit)}"
+        return list(self.db.query(sql, params))
+
+    def iter_exchanges(self, where: ExchangeFilter | None = None) -> Iterator[dict]:
+        where = where or ExchangeFilter()
+        clause, params = where.where()
+        sql = f"select * from exchanges where {clause} order by started_at, id"
+        if where.limit:
+            sql += f" limit {int(where.limit)}"
+        yield from self.db.query(sql, params)
+
+    def get_exchange(self, exchange_id: str) -> dict | None:
+        rows = list(self.db.query("select * from exchanges where id = ?", [exchange_id]))
+        if rows:
+            return rows[0]
+        # Let people paste a unique prefix of a long id.
+        rows = list(self.db.query("select * from exchanges where id like ? limit 2", [exchange_id + "%"]))
+        return rows[0] if len(rows) == 1 else None

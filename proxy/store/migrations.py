@@ -1,0 +1,71 @@
+"""Versioned schema migrations for the capture store, applied once each, in order.
+
+Append new migrations at the end; never edit one that has shipped. A test migrates an empty
+database and pins every table's columns.
+"""
+
+import secrets
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("shadowtap")
+
+
+@migrations()
+def m001_exchanges(db: Database) -> None:
+    db["exchanges"].create(
+        {
+            "id": str,                  # exchange id, also sent to the client as x-shadowtap-exchange-id
+            "started_at": str,          # ISO 8601 UTC, when the proxy received the request
+            "method": str,
+            "path": str,                # request path as received, e.g. /v1/chat/completions
+            "query": str,
+            "endpoint": str,            # chat.completions | completions | responses | embeddings | other
+            "model": str,               # model the client asked for
+            "response_model": str,      # model the primary says answered
+            "is_stream": int,
+            "status": int,              # primary's HTTP status (502/504 when it could not be reached)
+            "latency_ms": float,        # request received -> last byte relayed
+            "ttfb_ms": float,           # request received -> first response byte from the primary
+            "ttft_ms": float,           # streams: request received -> first content-bearing event
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "total_tokens": int,
+            "cost_usd": float,          # litellm price tables; NULL when the model is unknown
+            "request_json": str,        # parsed request body (JSON text, redacted, shadowtap field removed)
+            "request_raw": bytes,       # body bytes when they were not valid JSON
+            "request_headers": str,     # JSON object of forwarded headers, secrets removed
+            "response_headers": str,    # JSON object of the primary's response headers
+            "response_json": str,       # parsed non-stream response body (JSON text, redacted)
+            "response_raw": bytes,      # decoded response bytes when not JSON (SSE text for streams)
+            "response_text": str,       # assembled assistant text (redacted)
+            "response_tool_calls": str, # JSON list of tool calls
+            "finish_reason": str,
+            "tags": str,                # JSON object from x-shadowtap-* headers
+            "task": str,
+            "risk_tier": str,
+            "shadowtap_metadata": str,  # JSON of the request's `shadowtap` body field
+            "client_key_hash": str,     # keyed hash of the client's key, to group traffic by client
+            "client_disconnected": int,
+            "stream_incomplete": int,
+            "request_unparseable": int,
+            "response_unparseable": int,
+            "upstream_error": str,      # why the primary could not be reached or its stream broke
+            "capture_truncated": int,   # body larger than [store] max_capture_body_bytes
+        },
+        pk="id",
+        not_null={"started_at", "method", "path", "endpoint"},
+    )
+    db["exchanges"].create_index(["started_at"])
+    db["exchanges"].create_index(["endpoint", "started_at"])
+    db["exchanges"].create_index(["model", "started_at"])
+    db["exchanges"].create_index(["status"])
+
+
+@migrations()
+def m002_store_meta(db: Database) -> None:
+    db["store_meta"].create({"key": str, "value": str}, pk="key")
+    # The salt for client-key hashes lives with the data it protects, so hashes stay stable
+    # across restarts without anyone configuring a secret.
+    db["store_meta"].insert({"key": "client_key_salt", "value": secrets.token_hex(32)})
