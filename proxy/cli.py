@@ -16,7 +16,26 @@ from proxy.captures_cli import captures
 from proxy.errors import ConfigError, StoreError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """Adds commands registered under the `shadowtap.commands` entry point (eval, report, replay…),
+    imported only when listed or run, so `proxy` never imports them at module level."""
+
+    def _plugins(self) -> dict:
+        from importlib.metadata import entry_points
+
+        return {entry.name: entry for entry in entry_points(group="shadowtap.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self._plugins():
+            command = self._plugins()[name].load()
+        return command
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shadowtap")
 def cli() -> None:
     """shadowtap: a shadow-mode evaluation proxy for OpenAI-compatible LLM APIs.

@@ -13,7 +13,9 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 def all_commands(group: click.Group, prefix: str = "shadowtap") -> list[str]:
     names = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         full = f"{prefix} {name}"
         names.append(full)
         if isinstance(command, click.Group):

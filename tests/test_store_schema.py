@@ -14,12 +14,19 @@ EXCHANGE_COLUMNS = [
     "request_unparseable", "response_unparseable", "upstream_error", "capture_truncated",
 ]
 
+SHADOW_COLUMNS = [
+    "id", "exchange_id", "candidate", "model", "is_twin", "outcome", "skip_reason", "started_at", "latency_ms",
+    "ttft_ms", "is_stream", "response_text", "response_tool_calls", "finish_reason", "prompt_tokens",
+    "completion_tokens", "total_tokens", "cost_usd", "error_class", "error_message",
+]
+
 
 def test_migrating_an_empty_database_creates_the_documented_tables(tmp_path):
     store = CaptureStore.open(tmp_path / "s.db")
-    assert set(store.db.table_names()) >= {"exchanges", "store_meta", "_sqlite_migrations"}
+    assert set(store.db.table_names()) >= {"exchanges", "shadows", "store_meta", "_sqlite_migrations"}
     assert [c.name for c in store.db["exchanges"].columns] == EXCHANGE_COLUMNS
     assert [c.name for c in store.db["store_meta"].columns] == ["key", "value"]
+    assert [c.name for c in store.db["shadows"].columns] == SHADOW_COLUMNS
 
 
 def test_reopening_applies_no_migration_twice_and_keeps_the_salt(tmp_path):

@@ -69,3 +69,36 @@ def m002_store_meta(db: Database) -> None:
     # The salt for client-key hashes lives with the data it protects, so hashes stay stable
     # across restarts without anyone configuring a secret.
     db["store_meta"].insert({"key": "client_key_salt", "value": secrets.token_hex(32)})
+
+
+@migrations()
+def m003_shadows(db: Database) -> None:
+    # One row per (exchange, candidate) decision: an answer, an error, or why it was not sent.
+    db["shadows"].create(
+        {
+            "id": str,                  # "<exchange id>:<candidate name>"
+            "exchange_id": str,
+            "candidate": str,           # candidate name from [[candidates]], or "primary_twin"
+            "model": str,               # litellm model string used
+            "is_twin": int,             # 1 for the primary's own second answer (noise floor)
+            "outcome": str,             # ok | error | timeout | skipped | cancelled
+            "skip_reason": str,         # sampled_out | saturated | over_budget | breaker_open | ineligible | ...
+            "started_at": str,
+            "latency_ms": float,
+            "ttft_ms": float,
+            "is_stream": int,
+            "response_text": str,
+            "response_tool_calls": str, # JSON list, OpenAI shape
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "total_tokens": int,
+            "cost_usd": float,
+            "error_class": str,
+            "error_message": str,       # secrets scrubbed
+        },
+        pk="id",
+        not_null={"exchange_id", "candidate", "outcome"},
+    )
+    db["shadows"].create_index(["exchange_id"])
+    db["shadows"].create_index(["candidate", "started_at"])
