@@ -9,7 +9,10 @@ are never confused.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from proxy.config import ShadowtapConfig
 
 PRIMARY = "primary"
 PRIMARY_TWIN = "primary_twin"
@@ -80,6 +83,11 @@ class Evaluator(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]           # bump when scores change meaning; older scores are redone
     needs_judge: ClassVar[bool]      # True when scoring calls a judge model (costs money)
+
+    @classmethod
+    def from_config(cls, config: ShadowtapConfig, *, config_dir: Path) -> Evaluator:
+        """Build from the typed config; `config_dir` resolves relative file paths in it."""
+        ...
 
     def applies(self, item: EvalItem) -> bool: ...
 
