@@ -6,6 +6,7 @@ forwarder's alone. Health, metrics and the lifespan (upstream pool, capture writ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -28,6 +29,7 @@ from proxy.forwarder import PrimaryForwarder
 from proxy.headers import header_value
 from proxy.http_errors import send_error
 from proxy.metrics import ProxyMetrics
+from proxy.shadow.dispatcher import ShadowDispatcher
 from proxy.store import CaptureStore
 from proxy.upstream import PrimaryClient
 
@@ -89,22 +91,26 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
                         patterns=redaction.patterns, replacement=redaction.replacement)
     open_store = open_store or (lambda: CaptureStore.open(config.store.path))
 
-    def make_builder(store: CaptureStore) -> CaptureRowBuilder:
+    def make_build(store: CaptureStore):
         salt = store.client_key_salt() if config.store.hash_client_keys else None
-        return CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
-                                 client_key_salt=salt, max_body_bytes=config.store.max_capture_body_bytes)
+        builder = CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
+                                    client_key_salt=salt, max_body_bytes=config.store.max_capture_body_bytes)
+        return builder.build_rows
 
-    writer = CaptureWriter(open_store, make_builder, metrics, queue_size=config.store.queue_size,
+    writer = CaptureWriter(open_store, make_build, metrics, queue_size=config.store.queue_size,
                            batch_size=config.store.batch_size,
                            flush_interval_s=config.store.flush_interval_ms / 1000,
                            capture_all_endpoints=config.store.capture_all_endpoints)
     primary = PrimaryClient(config.primary)
+    shadows = ShadowDispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
     forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,
-                                 primary_api_key=primary_key)
+                                 primary_api_key=primary_key, shadows=shadows if shadows and shadows.active else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         writer.start()
+        if shadows is not None:
+            shadows.start()
         await primary.start()
         log.info("shadowtap ready", extra={"primary": primary.base_url, "store": config.store.path,
                                            "version": __version__})
@@ -112,12 +118,16 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
             yield
         finally:
             await primary.close()
+            if shadows is not None:
+                await asyncio.to_thread(shadows.stop)
             writer.close(timeout_s=max(config.server.graceful_shutdown_s, 5.0))
             log.info("capture drained", extra={"lost_at_shutdown": writer.lost_at_shutdown})
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__,
-                             "capture_queue_depth": writer.queue_depth()})
+        health = {"status": "ok", "version": __version__, "capture_queue_depth": writer.queue_depth()}
+        if shadows is not None:
+            health["shadow_worker"] = shadows.worker_state()
+        return JSONResponse(health)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

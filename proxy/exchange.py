@@ -49,3 +49,4 @@ class RawExchange:
     client_disconnected: bool = False
     upstream_error: str | None = None
     stream_broken: bool = False
+    shadow_skips: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)

@@ -7,6 +7,7 @@ arrives, note timestamps, and enqueue the raw exchange. It never waits for captu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from time import perf_counter
@@ -31,6 +32,10 @@ class ExchangeSink(Protocol):
     def submit(self, exchange: RawExchange) -> bool: ...
 
 
+class ShadowSink(Protocol):
+    def offer(self, exchange: RawExchange, body: dict | None) -> None: ...
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -39,26 +44,44 @@ class _ClientGone(Exception):
     pass
 
 
-def strip_shadowtap_field(body: bytes) -> bytes:
-    """The body to forward: the optional `shadowtap` metadata field removed, otherwise untouched."""
-    if _SHADOWTAP_FIELD not in body:
-        return body
+def prepare_body(body: bytes, *, parse: bool) -> tuple[bytes, dict | None]:
+    """The body to forward (the optional `shadowtap` field removed, otherwise the exact bytes) and,
+    when asked for or needed, the parsed request without that field."""
+    has_field = _SHADOWTAP_FIELD in body
+    if not parse and not has_field:
+        return body, None
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body
-    if not isinstance(parsed, dict) or "shadowtap" not in parsed:
-        return body
-    del parsed["shadowtap"]
-    return orjson.dumps(parsed)
+        parsed = None
+    if has_field:
+        return _without_shadowtap_field(body, parsed)
+    return body, parsed if isinstance(parsed, dict) else None
+
+
+def _without_shadowtap_field(body: bytes, parsed: object) -> tuple[bytes, dict | None]:
+    # The stdlib rewrites the forwarded body: orjson would turn integers beyond 64 bits into floats
+    # and rejects NaN, and the primary must get every other value exactly as the app sent it.
+    try:
+        exact = json.loads(body)
+    except (ValueError, RecursionError):
+        return body, None
+    if not isinstance(exact, dict) or "shadowtap" not in exact:
+        return body, parsed if isinstance(parsed, dict) else None
+    del exact["shadowtap"]
+    if isinstance(parsed, dict):
+        parsed.pop("shadowtap", None)
+    forwarded = json.dumps(exact, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode()
+    return forwarded, parsed if isinstance(parsed, dict) else None
 
 
 class PrimaryForwarder:
     """ASGI app for `/v1/*`: forwards to the primary, relays its answer, captures a copy."""
 
     def __init__(self, primary: PrimaryClient, sink: ExchangeSink, metrics: ProxyMetrics, *,
-                 max_body_bytes: int, primary_api_key: str | None) -> None:
+                 max_body_bytes: int, primary_api_key: str | None, shadows: ShadowSink | None = None) -> None:
         self._primary = primary
+        self._shadows = shadows
         self._sink = sink
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
@@ -122,7 +145,10 @@ class PrimaryForwarder:
             path_after_v1 = scope["raw_path"].decode("latin-1")[3:] if scope.get("raw_path") else scope["path"][3:]
             url = self._primary.url_for(path_after_v1, scope["query_string"])
             headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key)
-            body = strip_shadowtap_field(exchange.request_body)
+            body, parsed = prepare_body(exchange.request_body, parse=self._shadows is not None)
+            if self._shadows is not None:
+                # Before the primary call, so candidates start at the same moment.
+                self._shadows.offer(exchange, parsed)
             exchange.t_upstream_start = perf_counter()
             try:
                 response = await self._primary.send(exchange.method, url, headers, body)

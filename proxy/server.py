@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 
 import uvicorn
 
@@ -29,6 +30,11 @@ def serve(config: ShadowtapConfig) -> None:
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(uvicorn_config)
+    # uvicorn re-raises the signal it handled after a graceful shutdown, restoring the handler
+    # that was installed before it. A no-op handler there lets the process finish its own cleanup
+    # (the shadow worker, its queues) and exit 0 instead of dying by SIGTERM.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: None)
     server.run()
     if not server.started:
         # uvicorn has already logged why (port in use, lifespan failure); make the exit code say so.

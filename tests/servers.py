@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,15 +71,21 @@ def write_config(workdir: Path, primary_base_url: str, port: int, extra: str = "
     sections = {"server": f'host = "127.0.0.1"\nport = {port}\nlog_file = "{workdir / "proxy.log"}"\n',
                 "primary": f'base_url = "{primary_base_url}"\n',
                 "store": f'path = "{workdir / "captures.db"}"\nflush_interval_ms = 20\n'}
+    arrays: list[str] = []  # [[candidates]] blocks are kept as written, in order
     current = None
     for line in extra.splitlines():
         stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
+        if stripped.startswith("[["):
+            current = None
+            arrays.append(stripped + "\n")
+        elif stripped.startswith("[") and stripped.endswith("]"):
             current = stripped[1:-1]
             sections.setdefault(current, "")
         elif stripped and current:
             sections[current] += stripped + "\n"
-    text = "".join(f"[{name}]\n{body}\n" for name, body in sections.items())
+        elif stripped and arrays:
+            arrays[-1] += stripped + "\n"
+    text = "".join(f"[{name}]\n{body}\n" for name, body in sections.items()) + "\n".join(arrays)
     path = workdir / "shadowtap.toml"
     path.write_text(text)
     return path
@@ -92,6 +99,11 @@ def start_proxy(workdir: Path, primary_base_url: str, *, extra_config: str = "",
     process = subprocess.Popen(proxy_command(config_path), env=process_env, stderr=open(workdir / "stderr.log", "wb"))
     proxy = Proxy(process, port, workdir, workdir / "captures.db", workdir / "proxy.log", env or {})
     wait_until_serving(f"{proxy.url}/healthz", process)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{proxy.url}/healthz").json().get("shadow_worker", "ready") == "starting":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the shadow worker did not become ready within 30s")
+        time.sleep(0.1)
     return proxy
 
 

@@ -185,6 +185,16 @@ def test_gzip_stream_is_relayed_byte_for_byte_and_stored_decoded_when_the_primar
     assert row["stream_incomplete"] == 0
 
 
+def test_ttft_is_the_first_content_event_when_the_stream_is_gzip_compressed(proxy, client):
+    # The first event carries only the role; content starts one chunk delay later.
+    headers = {"x-sim-gzip": "1", "accept-encoding": "gzip", "x-sim-chunk-delay-ms": "100"}
+    via_proxy, _ = _raw_response(client, proxy.base_url + CHAT, stream_body("Where is the warehouse?"), headers)
+
+    row = wait_for_exchange(proxy.store_path, via_proxy.headers["x-shadowtap-exchange-id"])
+    assert 100 <= row["ttft_ms"] <= row["latency_ms"]
+    assert row["ttft_ms"] - row["ttfb_ms"] >= 50  # the role-only first event is not the first token
+
+
 def test_email_and_card_number_are_redacted_in_the_store_but_forwarded_when_a_message_contains_them(
         proxy, simulator, client):
     simulator.clear()
@@ -201,17 +211,27 @@ def test_email_and_card_number_are_redacted_in_the_store_but_forwarded_when_a_me
     assert email not in row["request_json"] and card not in row["request_json"]
 
 
+def test_email_is_redacted_in_tags_and_headers_when_a_metadata_header_contains_one(proxy, client):
+    email = "jane.doe@example.com"
+    response = client.post(proxy.base_url + CHAT, json=chat_body("Do gift cards expire?"),
+                           headers={"x-shadowtap-user": email})
+    assert response.status_code == 200
+
+    row = wait_for_exchange(proxy.store_path, response.headers["x-shadowtap-exchange-id"])
+    assert orjson.loads(row["tags"]) == {"user": "[REDACTED:email]"}
+    assert email not in row["request_headers"]
+
+
 def test_truncated_stream_reaches_the_client_and_is_captured_as_incomplete_when_the_primary_drops_it(
         proxy, client):
     received = bytearray()
     with client.stream("POST", proxy.base_url + CHAT, json=stream_body("Where do orders ship from?"),
                        headers={"x-sim-drop-after": "3"}) as response:
         exchange_id = response.headers["x-shadowtap-exchange-id"]
-        try:
+        # The transfer must end without its terminating chunk: a clean end would be invented.
+        with pytest.raises(httpx.RemoteProtocolError):
             for chunk in response.iter_bytes():
                 received += chunk
-        except httpx.RemoteProtocolError:
-            pass  # the honest outcome: the transfer ended without its terminating chunk
     assert b"[DONE]" not in received
     events = json_events(bytes(received))
     assert len(events) == 3  # exactly what the primary sent, nothing invented

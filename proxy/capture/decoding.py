@@ -131,3 +131,27 @@ _DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": _unbrotli,
     "zstd": _unzstd,
 }
+
+
+def decode_chunks(content_encoding: str | None, chunks: list[bytes]) -> tuple[list[bytes], str | None]:
+    """Decode a body read in chunks, keeping one output per input chunk where the encoding allows
+    (a single gzip or deflate layer), so stream timings stay attached to the right bytes.
+    Anything else is decoded whole and returned as one chunk."""
+    encodings = _encodings(content_encoding)
+    if len(encodings) != 1 or encodings[0] not in ("gzip", "x-gzip", "deflate"):
+        body, error = decode_body(content_encoding, b"".join(chunks))
+        return [body], error
+    wbits = _GZIP_OR_ZLIB_WBITS
+    if encodings[0] == "deflate" and chunks and not _looks_like_zlib_header(chunks[0]):
+        wbits = _RAW_DEFLATE_WBITS
+    decoder = zlib.decompressobj(wbits)
+    decoded: list[bytes] = []
+    try:
+        for chunk in chunks:
+            decoded.append(decoder.decompress(chunk))
+        decoded[-1:] = [decoded[-1] + decoder.flush()] if decoded else []
+    except zlib.error as exc:
+        return decoded, f"{encodings[0]}: {exc}"
+    if not decoder.eof:
+        return decoded, f"{encodings[0]}: stream ended before the end of the compressed data"
+    return decoded, None

@@ -8,18 +8,39 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
 
 from proxy.capture.assemble import assemble_response, endpoint_for_path
-from proxy.capture.decoding import decode_body
+from proxy.capture.decoding import decode_chunks
 from proxy.capture.pricing import PriceTable
 from proxy.capture.redaction import Redactor
 from proxy.exchange import RawExchange
+from proxy.shadow.rows import skip_row
 from proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
 
 CAPTURED_ENDPOINTS = frozenset({"chat.completions", "completions", "responses", "embeddings"})
+
+
+@dataclass
+class CaptureRows:
+    """Rows for one transaction: exchanges and the shadow decisions that belong with them."""
+
+    exchanges: list[dict] = field(default_factory=list)
+    shadows: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.exchanges) + len(self.shadows)
+
+    @classmethod
+    def merge(cls, parts) -> CaptureRows:
+        merged = cls()
+        for part in parts:
+            merged.exchanges.extend(part.exchanges)
+            merged.shadows.extend(part.shadows)
+        return merged
 
 
 def _ms(start: float, end: float | None) -> float | None:
@@ -39,6 +60,12 @@ class CaptureRowBuilder:
         self._prices = prices
         self._salt = client_key_salt
         self._max_body_bytes = max_body_bytes
+
+    def build_rows(self, raw: RawExchange) -> CaptureRows:
+        """The exchange row, plus a row for each candidate that did not get this request."""
+        skips = [skip_row(raw.id, candidate, None, reason, raw.started_at)
+                 for candidate, reason in raw.shadow_skips]
+        return CaptureRows([self.build(raw)], skips)
 
     def build(self, raw: RawExchange) -> dict:
         endpoint = endpoint_for_path(raw.path)
@@ -62,7 +89,7 @@ class CaptureRowBuilder:
 
     def _request_fields(self, raw: RawExchange) -> dict:
         fields: dict = {
-            "request_headers": orjson.dumps(safe_header_dict(raw.request_headers)).decode(),
+            "request_headers": orjson.dumps(self._redactor.redact_json(safe_header_dict(raw.request_headers))).decode(),
             "client_key_hash": self._client_key_hash(raw.request_headers),
         }
         tags: dict[str, str] = {}
@@ -70,6 +97,7 @@ class CaptureRowBuilder:
             name = name.lower()
             if name.startswith(SHADOWTAP_PREFIX) and not is_secret_header(name):
                 tags[name[len(SHADOWTAP_PREFIX):].decode("latin-1")] = value.decode("latin-1")
+        tags = self._redactor.redact_json(tags)
         fields["task"] = tags.pop("task", None)
         fields["risk_tier"] = tags.pop("risk-tier", None)
         fields["tags"] = orjson.dumps(tags).decode() if tags else None
@@ -94,7 +122,7 @@ class CaptureRowBuilder:
 
     def _response_fields(self, raw: RawExchange, endpoint: str, request_model: str | None) -> dict:
         fields: dict = {
-            "response_headers": orjson.dumps(safe_header_dict(raw.response_headers)).decode(),
+            "response_headers": orjson.dumps(self._redactor.redact_json(safe_header_dict(raw.response_headers))).decode(),
             "stream_incomplete": 0,
             "response_unparseable": 0,
         }
@@ -103,8 +131,7 @@ class CaptureRowBuilder:
         content_type_text = content_type.decode("latin-1") if content_type else None
         chunks = raw.response_chunks
         if encoding and encoding.strip().lower() not in (b"identity", b""):
-            decoded, error = decode_body(encoding.decode("latin-1"), b"".join(chunks))
-            chunks = [decoded]
+            chunks, error = decode_chunks(encoding.decode("latin-1"), chunks)
             if error:
                 fields["response_unparseable"] = 1
         assembled = assemble_response(endpoint, content_type_text, chunks)

@@ -89,9 +89,23 @@ class CaptureStore:
         return bytes.fromhex(row[0])
 
     def insert_exchanges(self, rows: Sequence[dict]) -> None:
-        """Insert a batch in one transaction: all rows land or none do."""
+        self.insert_capture(rows, ())
+
+    def insert_capture(self, exchanges: Sequence[dict], shadows: Sequence[dict]) -> None:
+        """Insert a batch in one transaction: all rows land or none do. A shadow row replaces an
+        earlier one for the same (exchange, candidate), so a late answer supersedes a placeholder."""
         with self.db.conn:
-            self.db["exchanges"].insert_all(rows, batch_size=len(rows) or 1)
+            if exchanges:
+                self.db["exchanges"].insert_all(exchanges, batch_size=len(exchanges))
+            if shadows:
+                self.db["shadows"].insert_all(shadows, batch_size=len(shadows), replace=True)
+
+    def shadow_spend_today(self, day: str) -> dict[str, float]:
+        """Candidate -> US dollars spent on shadow calls started on `day` (YYYY-MM-DD, UTC)."""
+        rows = self.db.execute(
+            "select candidate, coalesce(sum(cost_usd), 0) from shadows where started_at >= ? and started_at < ?"
+            " group by candidate", [day, day + "T99"]).fetchall()
+        return {candidate: spent for candidate, spent in rows}
 
     def count_exchanges(self, where: ExchangeFilter | None = None) -> int:
         clause, params = (where or ExchangeFilter()).where()

@@ -1,0 +1,1 @@
+"""Shadow mirroring: candidates answer sampled live requests in a separate worker process."""

@@ -1,0 +1,162 @@
+"""One candidate call through litellm, under a total deadline, normalised to a shadow row.
+
+Runs only in the shadow worker process (litellm costs seconds to import and milliseconds of CPU
+per call, which the live process must never pay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from proxy.config import CandidateConfig
+
+# Copied from the request when present; everything else (user, metadata, store...) stays behind.
+_PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",
+                   "parallel_tool_calls", "presence_penalty", "frequency_penalty", "logit_bias", "n")
+_SECRET_SHAPES = re.compile(r"(?i)(bearer\s+\S+|\b(?:sk|rk|pk|key)-[A-Za-z0-9_\-]{6,}|api[_-]?key[=:]\s*\S+)")
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where and as whom a shadow call goes: from config only, never from the request."""
+
+    name: str
+    model: str
+    api_base: str | None
+    api_key: str | None
+    timeout_s: float
+    max_tokens: int | None
+    system_prompt: str = ""
+    params: dict | None = None
+    is_twin: bool = False
+
+    @classmethod
+    def for_candidate(cls, candidate: CandidateConfig) -> CallTarget:
+        key = os.environ.get(candidate.api_key_env) if candidate.api_key_env else None
+        return cls(candidate.name, candidate.model, candidate.api_base or None, key, candidate.timeout_s,
+                   candidate.max_tokens, candidate.system_prompt, dict(candidate.params))
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[secret]")
+    return _SECRET_SHAPES.sub("[secret]", message)[:2000]
+
+
+def chat_kwargs(body: dict, target: CallTarget) -> dict:
+    """litellm.acompletion arguments that preserve what the primary was asked."""
+    messages = list(body.get("messages") or [])
+    if target.system_prompt:
+        messages = [m for m in messages if not (isinstance(m, dict) and m.get("role") in ("system", "developer"))]
+        messages.insert(0, {"role": "system", "content": target.system_prompt})
+    kwargs: dict = {"model": target.model, "messages": messages}
+    for name in _PASSED_THROUGH:
+        if name in body:
+            kwargs[name] = body[name]
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    if target.max_tokens is not None:
+        kwargs["max_tokens"] = min(requested, target.max_tokens) if isinstance(requested, int) else target.max_tokens
+    elif isinstance(requested, int):
+        kwargs["max_tokens"] = requested
+    kwargs.update(target.params or {})
+    return kwargs
+
+
+@dataclass
+class CallResult:
+    outcome: str                 # ok | error | timeout | cancelled
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    text: str | None = None
+    tool_calls: list | None = None
+    finish_reason: str | None = None
+    usage: dict | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+async def call_chat(litellm, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
+    kwargs = chat_kwargs(body, target)
+    kwargs.update(api_base=target.api_base, api_key=target.api_key or "no-key-configured",
+                  timeout=target.timeout_s, num_retries=0, max_retries=0)
+    started = time.perf_counter()
+    result = CallResult(outcome="ok")
+    try:
+        async with asyncio.timeout(target.timeout_s):  # a total deadline, not a per-read one
+            if stream:
+                kwargs["stream"] = True
+                kwargs["stream_options"] = {"include_usage": True}
+                await _read_stream(await litellm.acompletion(**kwargs), result, started)
+            else:
+                _read_response(await litellm.acompletion(**kwargs), result)
+    except TimeoutError:
+        result.outcome, result.error_class = "timeout", "TimeoutError"
+        result.error_message = f"no complete answer within {target.timeout_s:g}s"
+    except asyncio.CancelledError:
+        result.outcome, result.error_class, result.error_message = "cancelled", "CancelledError", "shutdown"
+        raise
+    except Exception as exc:  # every provider error is an outcome to record, not a crash
+        result.outcome = "timeout" if "Timeout" in type(exc).__name__ else "error"
+        result.error_class = type(exc).__name__
+        result.error_message = scrub(str(exc), [target.api_key or ""])
+    finally:
+        result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return result
+
+
+def _read_response(response, result: CallResult) -> None:
+    choice = response.choices[0]
+    message = choice.message
+    result.text = message.content
+    result.tool_calls = _tool_calls(getattr(message, "tool_calls", None))
+    result.finish_reason = choice.finish_reason
+    result.usage = _usage(getattr(response, "usage", None))
+
+
+async def _read_stream(stream, result: CallResult, started: float) -> None:
+    parts: list[str] = []
+    calls: dict[int, dict] = {}
+    async for chunk in stream:
+        usage = _usage(getattr(chunk, "usage", None))
+        if usage:
+            result.usage = usage
+        if not chunk.choices:
+            continue
+        choice = chunk.choices[0]
+        delta = choice.delta
+        if (delta.content or delta.tool_calls) and result.ttft_ms is None:
+            result.ttft_ms = round((time.perf_counter() - started) * 1000, 3)
+        if delta.content:
+            parts.append(delta.content)
+        for fragment in delta.tool_calls or []:
+            call = calls.setdefault(fragment.index or 0, {"id": None, "type": "function",
+                                                          "function": {"name": "", "arguments": ""}})
+            call["id"] = call["id"] or fragment.id
+            if fragment.function is not None:
+                call["function"]["name"] += fragment.function.name or ""
+                call["function"]["arguments"] += fragment.function.arguments or ""
+        if choice.finish_reason:
+            result.finish_reason = choice.finish_reason
+    result.text = "".join(parts) if parts else None
+    result.tool_calls = [calls[index] for index in sorted(calls)] or None
+
+
+def _tool_calls(tool_calls) -> list | None:
+    if not tool_calls:
+        return None
+    return [{"id": call.id, "type": "function",
+             "function": {"name": call.function.name, "arguments": call.function.arguments}} for call in tool_calls]
+
+
+def _usage(usage) -> dict | None:
+    if not usage or not getattr(usage, "total_tokens", None):
+        return None
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}

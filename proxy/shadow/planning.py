@@ -1,0 +1,96 @@
+"""Which candidates should answer a live request: eligibility and sampling, on the live path.
+
+This runs per request in the live process, so it only reads what the request already carries.
+Budget, concurrency and breaker checks belong to the shadow worker, which owns that state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from proxy.capture.assemble import endpoint_for_path
+from proxy.config import CandidateConfig, ShadowConfig
+from proxy.headers import SHADOWTAP_PREFIX, header_value
+from proxy.shadow.sampling import is_sampled
+
+TWIN = "primary_twin"
+_MIRRORABLE = frozenset({"chat.completions", "completions", "embeddings", "responses"})
+
+
+@dataclass(slots=True)
+class ShadowJob:
+    """What the worker needs to call candidates: never the client's headers or credentials."""
+
+    exchange_id: str
+    started_at: float
+    endpoint: str
+    body: dict
+    candidates: list[str]
+    twin: bool = False
+
+
+@dataclass(slots=True)
+class ShadowPlan:
+    job: ShadowJob | None = None
+    skips: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)
+
+
+class ShadowPlanner:
+    def __init__(self, candidates: list[CandidateConfig], shadow: ShadowConfig) -> None:
+        self._candidates = [candidate for candidate in candidates if candidate.enabled]
+        self._shadow = shadow
+
+    @property
+    def active(self) -> bool:
+        return bool(self._candidates) or self._shadow.primary_twin_rate > 0
+
+    def plan(self, exchange_id: str, started_at: float, path: str, headers: list[tuple[bytes, bytes]],
+             body: dict | None) -> ShadowPlan:
+        endpoint = endpoint_for_path(path)
+        request_reason = self._request_ineligible(endpoint, headers, body)
+        plan = ShadowPlan()
+        admitted: list[str] = []
+        tags = None
+        for candidate in self._candidates:
+            reason = request_reason
+            if reason is None and endpoint not in candidate.endpoints:
+                reason = "ineligible"
+            if reason is None and candidate.models and body.get("model") not in candidate.models:
+                reason = "ineligible"
+            if reason is None and candidate.tags:
+                tags = tags if tags is not None else _request_tags(headers)
+                if not all(tag in tags for tag in candidate.tags):
+                    reason = "ineligible"
+            if reason is None and not is_sampled(exchange_id, candidate.name, candidate.sample_rate):
+                reason = "sampled_out"
+            if reason is None:
+                admitted.append(candidate.name)
+            else:
+                plan.skips.append((candidate.name, reason))
+        twin = (request_reason is None and endpoint != "embeddings" and self._shadow.primary_twin_rate > 0
+                and is_sampled(exchange_id, TWIN, self._shadow.primary_twin_rate))
+        if admitted or twin:
+            plan.job = ShadowJob(exchange_id, started_at, endpoint, body, admitted, twin)
+        return plan
+
+    def _request_ineligible(self, endpoint: str, headers, body: dict | None) -> str | None:
+        if body is None or endpoint not in _MIRRORABLE:
+            return "ineligible"
+        retry = header_value(headers, b"x-stainless-retry-count")
+        if retry is not None and retry.strip() not in (b"", b"0"):
+            return "client_retry"  # the first attempt was already mirrored
+        if endpoint == "responses" and (body.get("previous_response_id") or body.get("store", True) is not False):
+            # The Responses API stores by default: mirroring would create state at the candidate.
+            return "stateful"
+        if endpoint == "embeddings" and not self._shadow.mirror_embeddings:
+            return "ineligible"
+        return None
+
+
+def _request_tags(headers: list[tuple[bytes, bytes]]) -> set[str]:
+    tags = set()
+    for name, value in headers:
+        name = name.lower()
+        if name.startswith(SHADOWTAP_PREFIX):
+            tags.add(f"{name[len(SHADOWTAP_PREFIX):].decode('latin-1')}={value.decode('latin-1')}")
+    return tags

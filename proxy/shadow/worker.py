@@ -1,0 +1,223 @@
+"""The shadow worker process: admits, calls and records candidates, away from the live process.
+
+It owns every piece of state that shadows need (concurrency, budgets, breakers, litellm) and
+writes its rows through the same batching writer as capture. On shutdown it lets in-flight calls
+finish within the grace period and records the rest as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from proxy.capture.pricing import PriceTable
+from proxy.capture.record import CaptureRows
+from proxy.capture.redaction import Redactor
+from proxy.capture.writer import CaptureWriter
+from proxy.config import ShadowtapConfig
+from proxy.logs import configure_logging
+from proxy.metrics import ProxyMetrics
+from proxy.shadow.breaker import CircuitBreaker
+from proxy.shadow.budget import DailyBudget, utc_day
+from proxy.shadow.calls import CallTarget, call_chat
+from proxy.shadow.planning import TWIN, ShadowJob
+from proxy.shadow.rows import shadow_row, skip_row
+from proxy.store import CaptureStore
+
+log = logging.getLogger("shadowtap.shadow")
+
+STOP = "stop"
+TWIN_MAX_CONCURRENCY = 4
+TWIN_TIMEOUT_S = 120.0
+SNAPSHOT_INTERVAL_S = 1.0
+
+
+@dataclass
+class CandidateState:
+    target: CallTarget
+    max_concurrency: int
+    budget: DailyBudget
+    breaker: CircuitBreaker
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+
+@dataclass
+class WorkerStats:
+    calls: Counter = field(default_factory=Counter)       # (candidate, outcome) -> n
+    skips: Counter = field(default_factory=Counter)       # (candidate, reason) -> n
+
+
+def run_worker(config: ShadowtapConfig, jobs, snapshots) -> None:
+    """Entry point of the spawned process."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file)
+    asyncio.run(ShadowWorker(config, jobs, snapshots).run())
+
+
+class ShadowWorker:
+    def __init__(self, config: ShadowtapConfig, jobs, snapshots) -> None:
+        self._config = config
+        self._jobs = jobs
+        self._snapshots = snapshots
+        self._stats = WorkerStats()
+        self._tasks: set[asyncio.Task] = set()
+        self._prices = PriceTable.from_litellm_package()
+        redaction = config.redaction
+        self._redactor = Redactor(emails=redaction.emails, phones=redaction.phones,
+                                  card_numbers=redaction.card_numbers, patterns=redaction.patterns,
+                                  replacement=redaction.replacement)
+        self._writer = CaptureWriter(lambda: CaptureStore.open(config.store.path), lambda store: lambda rows: rows,
+                                     ProxyMetrics(), queue_size=config.store.queue_size,
+                                     batch_size=config.store.batch_size,
+                                     flush_interval_s=config.store.flush_interval_ms / 1000)
+        self._states: dict[str, CandidateState] = {}
+        self._litellm = None
+        self._ready = False
+
+    def _build_states(self) -> None:
+        store = CaptureStore.open(self._config.store.path)
+        spent = store.shadow_spend_today(utc_day())  # a restart does not reset today's spend
+        store.close()
+        shadow = self._config.shadow
+        for candidate in self._config.candidates:
+            if candidate.enabled:
+                self._states[candidate.name] = CandidateState(
+                    CallTarget.for_candidate(candidate), candidate.max_concurrency,
+                    DailyBudget(candidate.daily_budget_usd, spent.get(candidate.name, 0.0)),
+                    CircuitBreaker(shadow.breaker_failures, shadow.breaker_cooldown_s))
+        if shadow.primary_twin_rate > 0:
+            key_env = shadow.primary_twin_key_env or self._config.primary.api_key_env
+            target = CallTarget(TWIN, "", self._config.primary.base_url,
+                                os.environ.get(key_env) if key_env else None, TWIN_TIMEOUT_S, None, is_twin=True)
+            self._states[TWIN] = CandidateState(target, TWIN_MAX_CONCURRENCY, DailyBudget(float("inf")),
+                                                CircuitBreaker(shadow.breaker_failures, shadow.breaker_cooldown_s))
+
+    async def run(self) -> None:
+        self._writer.start()
+        self._build_states()
+        import litellm  # here, in the worker, so the live process never pays for it
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
+        self._litellm = litellm
+        self._ready = True
+        self._send_snapshot()
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        threading.Thread(target=self._read_jobs, args=(loop, stopping), daemon=True,
+                         name="shadow-job-reader").start()
+        reporter = asyncio.ensure_future(self._report_forever())
+        log.info("shadow worker ready", extra={"candidates": sorted(self._states)})
+        await stopping.wait()
+        await self._drain()
+        reporter.cancel()
+        self._send_snapshot()
+        self._writer.close(timeout_s=30)
+
+    def _read_jobs(self, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+        while True:
+            job = self._jobs.get()
+            if job == STOP:
+                loop.call_soon_threadsafe(stopping.set)
+                return
+            loop.call_soon_threadsafe(self._admit, job)
+
+    def _admit(self, job: ShadowJob) -> None:
+        names = list(job.candidates) + ([TWIN] if job.twin else [])
+        for name in names:
+            state = self._states.get(name)
+            reason = self._refusal(state)
+            if reason is not None:
+                self._stats.skips[(name, reason)] += 1
+                model = state.target.model if state else None
+                self._writer.submit(CaptureRows(shadows=[skip_row(job.exchange_id, name, model, reason,
+                                                                  job.started_at)]))
+                continue
+            state.in_flight += 1
+            state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+            task = asyncio.ensure_future(self._call(state, job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _refusal(state: CandidateState | None) -> str | None:
+        if state is None:
+            return "ineligible"
+        if state.in_flight >= state.max_concurrency:
+            return "saturated"
+        if not state.budget.allows_another_call():
+            return "over_budget"
+        if not state.breaker.allow():
+            return "breaker_open"
+        return None
+
+    async def _call(self, state: CandidateState, job: ShadowJob) -> None:
+        target = state.target
+        if target.is_twin:
+            target = CallTarget(TWIN, f"openai/{job.body.get('model', '')}", target.api_base, target.api_key,
+                                target.timeout_s, None, is_twin=True)
+        stream = job.body.get("stream") is True
+        try:
+            result = await call_chat(self._litellm, job.body, target, stream=stream)
+        except asyncio.CancelledError:
+            from proxy.shadow.calls import CallResult
+
+            result = CallResult(outcome="cancelled", error_class="CancelledError",
+                                error_message="shadowtap shut down before the call finished")
+        finally:
+            state.in_flight -= 1
+        if result.outcome == "ok":
+            state.breaker.record_success()
+        elif result.outcome in ("error", "timeout"):
+            state.breaker.record_failure()
+        row = shadow_row(job.exchange_id, target, job.started_at, stream, result, self._prices)
+        state.budget.record(row["cost_usd"])
+        self._stats.calls[(target.name, result.outcome)] += 1
+        self._writer.submit(CaptureRows(shadows=[self._redacted(row)]))
+
+    def _redacted(self, row: dict) -> dict:
+        if self._redactor.enabled:
+            for column in ("response_text", "response_tool_calls"):
+                if row[column]:
+                    row[column] = self._redactor.redact_text(row[column])
+        return row
+
+    async def _drain(self) -> None:
+        grace = self._config.shadow.grace_period_s
+        if self._tasks:
+            log.info("waiting for in-flight shadow calls", extra={"in_flight": len(self._tasks), "grace_s": grace})
+            done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    async def _report_forever(self) -> None:
+        while True:
+            self._send_snapshot()
+            await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+
+    def _send_snapshot(self) -> None:
+        snapshot = {
+            "time": time.time(),
+            "ready": self._ready,
+            "calls": dict(self._stats.calls),
+            "skips": dict(self._stats.skips),
+            "in_flight": {name: state.in_flight for name, state in self._states.items()},
+            "peak_in_flight": {name: state.peak_in_flight for name, state in self._states.items()},
+            "spend_today_usd": {name: state.budget.spent_usd for name, state in self._states.items()
+                                if state.budget.limit_usd != float("inf")},
+            "breaker_state": {name: state.breaker.state for name, state in self._states.items()},
+        }
+        try:
+            self._snapshots.put_nowait(snapshot)
+        except queue.Full:
+            pass  # the live process reads the latest; a missed snapshot is superseded by the next
