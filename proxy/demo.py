@@ -25,6 +25,7 @@ console = Console()
 
 # A little latency makes streaming visible without making the demo slow.
 SIMULATOR_OPTIONS = ("--ttft-ms", "40", "--chunk-delay-ms", "4")
+WORKLOAD_THREADS = 4   # an app's pace, well within what the shadow worker can mirror
 OVERHEAD_SAMPLES = 200
 OVERHEAD_WARMUP = 20
 PROBE_TASK = "overhead-probe"
@@ -50,8 +51,11 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
                                  env={**os.environ, "OPENAI_API_KEY": "sk-demo-not-a-real-key"})
         processes.append(proxy)
         startup_s = wait_until_serving(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
+        shadow_ready_s = _wait_for_shadow_worker(f"http://127.0.0.1:{proxy_port}/healthz")
         console.print(f"simulated upstream  http://127.0.0.1:{upstream_port}/v1")
         console.print(f"shadowtap proxy     http://127.0.0.1:{proxy_port}/v1   (answered {startup_s:.2f}s after start)")
+        console.print(f"shadow worker       ready {startup_s + shadow_ready_s:.1f}s after start "
+                      f"(candidates: {', '.join(name for name, _, _ in DEMO_CANDIDATES)})")
 
         outcomes = _drive_workload(f"http://127.0.0.1:{proxy_port}/v1", request_count)
         overhead = _measure_overhead(f"http://127.0.0.1:{upstream_port}/v1", f"http://127.0.0.1:{proxy_port}/v1")
@@ -83,8 +87,35 @@ def _write_config(workdir: Path, upstream_port: int, proxy_port: int, store_path
         "# Written by `shadowtap demo`; run it yourself with `shadowtap serve --config <this file>`.\n"
         f'[server]\nhost = "127.0.0.1"\nport = {proxy_port}\nlog_file = "{workdir / "proxy.log"}"\n\n'
         f'[primary]\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
-        f'[store]\npath = "{store_path}"\n')
+        f'[store]\npath = "{store_path}"\n\n'
+        "[shadow]\nprimary_twin_rate = 0.25   # the primary answers twice now and then: its own noise floor\n"
+        'primary_twin_models = ["sim-large"]\n\n'
+        + "".join(_candidate_toml(name, model, upstream_port, options) for name, model, options in DEMO_CANDIDATES))
     return path
+
+
+# Three simulated candidates with distinct flaws (see proxy/simulator/personas.py).
+# They mirror sim-large traffic only, so the sim-small overhead probes stay unshadowed.
+DEMO_CANDIDATES = (
+    ("drifty", "sim-drifty", 'sample_rate = 1.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
+    ("slow", "sim-slow", 'sample_rate = 0.5\ntimeout_s = 2.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
+    ("sloppy", "sim-sloppy", 'sample_rate = 1.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
+)
+
+
+def _candidate_toml(name: str, model: str, upstream_port: int, options: str) -> str:
+    return (f'[[candidates]]\nname = "{name}"\nmodel = "openai/{model}"\n'
+            f'api_base = "http://127.0.0.1:{upstream_port}/v1"\n{options}\n')
+
+
+def _wait_for_shadow_worker(health_url: str, timeout_s: float = 60.0) -> float:
+    """The worker imports litellm in its own process; wait so the first shadows start on time."""
+    started = time.monotonic()
+    while httpx.get(health_url).json().get("shadow_worker") == "starting":
+        if time.monotonic() - started > timeout_s:
+            raise RuntimeError("the shadow worker did not become ready")
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def _drive_workload(base_url: str, request_count: int) -> list[tuple[str, bool]]:
@@ -95,7 +126,7 @@ def _drive_workload(base_url: str, request_count: int) -> list[tuple[str, bool]]
     client = OpenAI(base_url=base_url, api_key="sk-demo-not-a-real-key", max_retries=0, timeout=30)
     outcomes: list[tuple[str, bool]] = []
     columns = (TextColumn("driving traffic"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max_workers=8) as pool:
+    with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max_workers=WORKLOAD_THREADS) as pool:
         task = progress.add_task("requests", total=request_count)
         futures = {pool.submit(call.run, client): call.kind for call in demo_calls(request_count)}
         for future in as_completed(futures):
@@ -147,12 +178,29 @@ def _summarise_store(store_path: Path) -> int:
     tagged = store.db.execute("select count(*) from exchanges where task is not null and task != ?",
                               [PROBE_TASK]).fetchone()[0]
     with_context = store.db.execute("select count(*) from exchanges where shadowtap_metadata is not null").fetchone()[0]
+    _print_shadows(store)
     console.print(f"{tagged} exchanges carry task/risk tags; {with_context} carry retrieved contexts "
                   "(the `shadowtap` body field, stripped before forwarding); "
                   f"plus {probes} overhead probes tagged task={PROBE_TASK}.")
     total = store.count_exchanges()
     store.close()
     return total
+
+
+def _print_shadows(store) -> None:
+    rows = list(store.db.query(
+        "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
+        " sum(s.outcome = 'timeout') timeouts, sum(s.outcome = 'skipped') skipped,"
+        " round(avg(case when s.outcome = 'ok' then s.latency_ms end), 1) latency,"
+        " round(avg(case when s.outcome = 'ok' then e.latency_ms end), 1) primary_latency"
+        " from shadows s join exchanges e on e.id = s.exchange_id group by s.candidate order by s.candidate"))
+    table = Table(title="shadow answers (never sent to the app)")
+    for column in ("candidate", "decisions", "ok", "errors", "timeouts", "skipped", "avg ms", "primary avg ms"):
+        table.add_column(column, justify="left" if column == "candidate" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(row["candidate"], str(row["n"]), str(row["ok"]), str(row["errors"]), str(row["timeouts"]),
+                      str(row["skipped"]), str(row["latency"] or ""), str(row["primary_latency"] or ""))
+    console.print(table)
 
 
 def _print_overhead(overhead: dict[str, float]) -> None:

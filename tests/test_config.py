@@ -16,18 +16,35 @@ def test_example_config_loads_and_documents_every_key():
     config = load_config(REPO / "config.example.toml")
     assert config.primary.base_url == "http://127.0.0.1:9000/v1"
     text = (REPO / "config.example.toml").read_text()
-    defaults = ShadowtapConfig()
-    for section_name in ("server", "primary", "store", "redaction"):
-        section = getattr(defaults, section_name)
-        for key in section.__dataclass_fields__:
-            assert f"\n{key} = " in text, f"[{section_name}] {key} missing from config.example.toml"
+    for section_name, section_type in config_section_types().items():
+        for key in section_type.__dataclass_fields__:
+            line = f"\n{key} = "
+            assert line in text, f"[{section_name}] {key} missing from config.example.toml"
+            comment_above = text.split(line)[0].rstrip().splitlines()[-1]
+            assert comment_above.startswith("#"), f"[{section_name}] {key} has no comment above it"
+
+
+def config_section_types() -> dict[str, type]:
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(ShadowtapConfig)
+    types = {}
+    for field in dataclasses.fields(ShadowtapConfig):
+        if field.name == "source":
+            continue
+        annotation = hints[field.name]
+        types[field.name] = typing.get_args(annotation)[0] if typing.get_origin(annotation) is list else annotation
+    return types
 
 
 def test_example_config_values_equal_the_defaults():
     config = load_config(REPO / "config.example.toml")
-    assert config.server == ShadowtapConfig().server
-    assert config.store == ShadowtapConfig().store
-    assert config.redaction == ShadowtapConfig().redaction
+    defaults = ShadowtapConfig()
+    for section in ("server", "store", "redaction", "shadow", "judge", "eval", "contexts", "freshness", "contracts"):
+        assert getattr(config, section) == getattr(defaults, section), section
+    (example_candidate,) = config.candidates
+    assert example_candidate.enabled is False  # the file runs as it stands, mirroring nothing
 
 
 def test_minimal_config_works_as_it_stands(tmp_path):
@@ -49,6 +66,19 @@ def test_minimal_config_works_as_it_stands(tmp_path):
     ({"primary": {"base_url": "http://x/v1"}, "redaction": {"patterns": ["("]}}, ["patterns[0]", "regular expression"]),
     ({"primary": {"base_url": "http://x/v1"}, "redaction": {"emails": "yes"}}, ["[redaction] emails", "true or false"]),
     ({"server": {"port": 1}}, ["[primary] base_url is missing"]),
+    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "gpt-4o"}]},
+     ["model = 'gpt-4o'", "litellm model string"]),
+    ({"primary": {"base_url": "http://x/v1"},
+      "candidates": [{"name": "c", "model": "openai/m", "api_base": "http://169.254.169.254/v1"}]},
+     ["169.254.169.254", "link-local or cloud-metadata", "allow_private_network"]),
+    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m", "sample_rate": 2}]},
+     ["sample_rate", "between 0 and 1"]),
+    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m", "endpoints": ["embeddings"]}]},
+     ["endpoints", "'embeddings' cannot be mirrored yet"]),
+    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m"}, {"name": "c", "model": "openai/n"}]},
+     ["'c' is used twice"]),
+    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"model": "openai/m"}]},
+     ["name is missing"]),
 ])
 def test_bad_config_names_the_key_value_and_what_is_accepted(raw, fragments):
     with pytest.raises(ConfigError) as caught:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -37,3 +38,21 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
         raise ConfigError(f"{key} = {value!r}: expected a number {accepted}")
 
 
+
+
+_METADATA_HOSTS = {"metadata.google.internal", "metadata", "metadata.azure.internal"}
+
+
+def check_not_link_local(key: str, url: str, allowed: bool) -> None:
+    """Refuse cloud-metadata and link-local targets (169.254.0.0/16, fe80::/10) unless allowed:
+    a config that sends model traffic there is far more likely a mistake or an attack."""
+    if allowed:
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host in _METADATA_HOSTS or (address is not None and address.is_link_local):
+        raise ConfigError(f"{key} = {url!r}: a link-local or cloud-metadata address; set "
+                          "allow_private_network = true beside it if this is really intended")

@@ -106,7 +106,7 @@ def _coerce(key: str, value: object, expected: object) -> object:
     if dataclasses.is_dataclass(expected):
         return _build_table(key, expected, value)
     origin = typing.get_origin(expected)
-    if origin is dict:
+    if origin is dict or expected is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} = {value!r}: expected a table, got {_describe(value)}")
         return dict(value)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proxy.config.checks import check_env_name, check_http_url, check_range
+from proxy.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
 from proxy.errors import ConfigError
 
-ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings")
+# What the shadow worker can mirror today; requests to other endpoints are recorded as ineligible.
+ENDPOINTS = ("chat.completions",)
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ class CandidateConfig:
                               "with a provider, such as 'openai/gpt-4o-mini'")
         if self.api_base:
             check_http_url(f"{key} api_base", self.api_base)
+            check_not_link_local(f"{key} api_base", self.api_base, self.allow_private_network)
         check_env_name(f"{key} api_key_env", self.api_key_env)
         check_range(f"{key} sample_rate", self.sample_rate, 0, 1)
         for endpoint in self.endpoints:
             if endpoint not in ENDPOINTS:
-                raise ConfigError(f"{key} endpoints: {endpoint!r} is not one of {', '.join(ENDPOINTS)}")
+                raise ConfigError(f"{key} endpoints: {endpoint!r} cannot be mirrored yet; accepted: "
+                                  f"{', '.join(ENDPOINTS)}")
         for tag in self.tags:
             if "=" not in tag:
                 raise ConfigError(f"{key} tags: {tag!r}: expected NAME=VALUE")
@@ -62,7 +65,7 @@ class ShadowConfig:
     grace_period_s: float = 10.0      # on shutdown, time for in-flight shadows; the rest are "cancelled"
     primary_twin_rate: float = 0.0    # share of requests also re-sent to the primary (noise floor)
     primary_twin_key_env: str = ""    # the proxy's own key for twin calls (never the client's)
-    mirror_embeddings: bool = False
+    primary_twin_models: list[str] = field(default_factory=list)  # models to twin; empty: any
 
     def validate(self) -> None:
         check_range("[shadow] queue_size", self.queue_size, 1)

@@ -67,7 +67,8 @@ class ShadowPlanner:
                 admitted.append(candidate.name)
             else:
                 plan.skips.append((candidate.name, reason))
-        twin = (request_reason is None and endpoint != "embeddings" and self._shadow.primary_twin_rate > 0
+        twin = (request_reason is None and endpoint == "chat.completions" and self._shadow.primary_twin_rate > 0
+                and (not self._shadow.primary_twin_models or body.get("model") in self._shadow.primary_twin_models)
                 and is_sampled(exchange_id, TWIN, self._shadow.primary_twin_rate))
         if admitted or twin:
             plan.job = ShadowJob(exchange_id, started_at, endpoint, body, admitted, twin)
@@ -82,8 +83,6 @@ class ShadowPlanner:
         if endpoint == "responses" and (body.get("previous_response_id") or body.get("store", True) is not False):
             # The Responses API stores by default: mirroring would create state at the candidate.
             return "stateful"
-        if endpoint == "embeddings" and not self._shadow.mirror_embeddings:
-            return "ineligible"
         return None
 
 

@@ -108,6 +108,7 @@ class ShadowWorker:
         litellm.telemetry = False
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
         self._litellm = litellm
+        await self._warm_up(litellm)
         self._ready = True
         self._send_snapshot()
         loop = asyncio.get_running_loop()
@@ -121,6 +122,20 @@ class ShadowWorker:
         reporter.cancel()
         self._send_snapshot()
         self._writer.close(timeout_s=30)
+
+    @staticmethod
+    async def _warm_up(litellm) -> None:
+        """litellm loads most of itself on the first call (seconds under load); a mocked call,
+        which never touches the network, pays that before real shadows start timing."""
+        messages = [{"role": "user", "content": "warm-up"}]
+        try:
+            await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok")
+            stream = await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok",
+                                               stream=True)
+            async for _ in stream:
+                pass
+        except Exception:
+            log.warning("litellm warm-up failed; the first shadow calls will be slower", exc_info=True)
 
     def _read_jobs(self, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
         while True:

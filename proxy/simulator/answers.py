@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from . import personas
 from .corpus import best_document, best_sentence, key_words
 
-MODELS = ("sim-small", "sim-large", "sim-embed")
+MODELS = ("sim-small", "sim-large", "sim-embed", "sim-drifty", "sim-slow", "sim-sloppy")
 FINGERPRINT = "fp_sim"
 MAX_CHUNKS = 20
 DEFAULT_DIMENSIONS = 16
@@ -85,8 +86,16 @@ def answer_sentence(messages: list[dict]) -> str:
     return f"According to {doc.title}: {best_sentence(question, [doc.text])}"
 
 
-def chat_reply(body: dict) -> Reply:
-    """Decide what the assistant answers to a chat request: a tool call or (formatted) text."""
+def chat_reply(body: dict, digest: str = "") -> Reply:
+    """Decide what the assistant answers to a chat request: a tool call or (formatted) text,
+    as the requested model's persona would put it."""
+    reply = _plain_chat_reply(body)
+    structured = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    content = personas.adjust_content(_model(body), digest, reply.content, structured)
+    return reply if content == reply.content else Reply(content, reply.tool_call)
+
+
+def _plain_chat_reply(body: dict) -> Reply:
     messages = _messages(body)
     question = _question(messages)
     tool = _chosen_tool(body)
@@ -150,7 +159,7 @@ def fill_schema(schema: dict, word: str = "example", answer: str | None = None) 
 
 
 def chat_completion(body: dict, digest: str) -> dict:
-    reply = chat_reply(body)
+    reply = chat_reply(body, digest)
     message = {"role": "assistant", "content": reply.content, "refusal": None}
     if reply.tool_call:
         message["tool_calls"] = [reply.tool_call]
@@ -165,7 +174,7 @@ def chat_completion(body: dict, digest: str) -> dict:
 
 
 def chat_completion_chunks(body: dict, digest: str) -> list[dict]:
-    reply = chat_reply(body)
+    reply = chat_reply(body, digest)
     include_usage = _include_usage(body)
     base = {"id": f"chatcmpl-sim-{digest}", "object": "chat.completion.chunk",
             "created": created_from(digest), "model": _model(body),

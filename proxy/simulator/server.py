@@ -18,7 +18,7 @@ import orjson
 import uvicorn
 
 from ..errors import ConfigError
-from . import answers
+from . import answers, personas
 from .answers import InvalidRequest
 
 logger = logging.getLogger("shadowtap.simulator")
@@ -140,8 +140,11 @@ class SimulatorApp:
         status, payload = self._answer(method, path, headers, body, digest, knobs)
         if status == 429:
             extra += [(b"retry-after", b"1"), (b"x-ratelimit-remaining-requests", b"0")]
-        if knobs.latency_ms:
-            await asyncio.sleep(knobs.latency_ms / 1000)
+        latency_ms = knobs.latency_ms
+        if isinstance(body, dict):
+            latency_ms += personas.extra_latency_ms(str(body.get("model", "")), digest)
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
         if isinstance(payload, list):
             return await _send_stream(send, receive, payload, extra, knobs)
         await _send_json(send, status, payload, extra, knobs.gzip)
