@@ -20,13 +20,21 @@ SHADOW_COLUMNS = [
     "completion_tokens", "total_tokens", "cost_usd", "error_class", "error_message",
 ]
 
+SCORE_COLUMNS = [
+    "id", "exchange_id", "source", "evaluator", "evaluator_version", "outcome", "value", "label", "details",
+    "error", "scored_at", "duration_ms",
+]
+
 
 def test_migrating_an_empty_database_creates_the_documented_tables(tmp_path):
     store = CaptureStore.open(tmp_path / "s.db")
-    assert set(store.db.table_names()) >= {"exchanges", "shadows", "store_meta", "_sqlite_migrations"}
+    assert set(store.db.table_names()) >= {"exchanges", "shadows", "scores", "store_meta", "_sqlite_migrations"}
     assert [c.name for c in store.db["exchanges"].columns] == EXCHANGE_COLUMNS
     assert [c.name for c in store.db["store_meta"].columns] == ["key", "value"]
     assert [c.name for c in store.db["shadows"].columns] == SHADOW_COLUMNS
+    assert [c.name for c in store.db["scores"].columns] == SCORE_COLUMNS
+    created = {tuple(index.columns) for index in store.db["scores"].indexes if index.origin == "c"}
+    assert created == {("exchange_id",), ("evaluator", "source")}
 
 
 def test_reopening_applies_no_migration_twice_and_keeps_the_salt(tmp_path):

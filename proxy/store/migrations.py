@@ -102,3 +102,29 @@ def m003_shadows(db: Database) -> None:
     )
     db["shadows"].create_index(["exchange_id"])
     db["shadows"].create_index(["candidate", "started_at"])
+
+
+@migrations()
+def m004_scores(db: Database) -> None:
+    # One row per (exchange, answer source, evaluator); rescoring with a newer evaluator version
+    # replaces the row, so the table always holds each answer's latest verdict.
+    db["scores"].create(
+        {
+            "id": str,                  # "<exchange id>:<source>:<evaluator>"
+            "exchange_id": str,
+            "source": str,              # "primary", "primary_twin" or a candidate name
+            "evaluator": str,
+            "evaluator_version": str,
+            "outcome": str,             # score | not_applicable | error
+            "value": float,             # in [0, 1] when outcome = score, else NULL
+            "label": str,               # the score's verdict ("grounded", "stale", "invalid", ...)
+            "details": str,             # JSON object: what the verdict rests on, or why not applicable
+            "error": str,               # "<ExceptionClass>: message" when outcome = error, secrets scrubbed
+            "scored_at": str,           # ISO 8601 UTC
+            "duration_ms": float,
+        },
+        pk="id",
+        not_null={"exchange_id", "source", "evaluator", "evaluator_version", "outcome", "scored_at"},
+    )
+    db["scores"].create_index(["exchange_id"])
+    db["scores"].create_index(["evaluator", "source"])
