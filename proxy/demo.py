@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -67,11 +68,15 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
 
     failures = [kind for kind, ok in outcomes if not ok]
     captured = _summarise_store(store_path)
+    scored = _score(config_path)
     _print_overhead(overhead)
     _print_next_steps(config_path, store_path)
     expected = len(outcomes) + OVERHEAD_SAMPLES + OVERHEAD_WARMUP
     if exit_code != 0:
         console.print(f"[red]the proxy exited with code {exit_code}; see {workdir / 'proxy-stderr.log'}")
+        return 1
+    if not scored:
+        console.print("[red]`shadowtap eval` failed on the demo's captures")
         return 1
     if failures or captured < expected:
         console.print(f"[red]{len(failures)} calls failed; {captured} of {expected} exchanges captured")
@@ -187,6 +192,14 @@ def _summarise_store(store_path: Path) -> int:
     return total
 
 
+def _score(config_path: Path) -> bool:
+    """Score every captured answer with the evaluators that need no judge model."""
+    console.rule("scoring: shadowtap eval")
+    command = [sys.executable, "-m", "proxy.cli", "eval", "--config", str(config_path)]
+    console.print(f"$ shadowtap eval --config {config_path}")
+    return subprocess.run(command).returncode == 0
+
+
 def _print_shadows(store) -> None:
     rows = list(store.db.query(
         "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
@@ -218,4 +231,5 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap captures list --store {store_path}")
     console.print(f"  shadowtap captures show <ID> --store {store_path}")
     console.print(f"  shadowtap captures export --store {store_path} -o captures.jsonl")
+    console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")

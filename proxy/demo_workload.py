@@ -54,8 +54,11 @@ def halueval_rows() -> list[dict]:
 
 
 def _rag_messages(row: dict) -> list[dict]:
+    # As a RAG app sends it: the retrieved text in the prompt; the `shadowtap` field only adds
+    # what the prompt does not say (ids, dates, versions) for scoring.
     return [
-        {"role": "system", "content": "Answer only from the provided context. Be brief."},
+        {"role": "system", "content": "Answer only from the provided context. Be brief.\n"
+                                      f"<context>{row['knowledge']}</context>"},
         {"role": "user", "content": row["question"]},
     ]
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from proxy.capture.assemble import endpoint_for_path
 from proxy.exchange import RawExchange
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -16,10 +17,12 @@ class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.requests = Counter("shadowtap_requests_total", "Requests relayed, by endpoint path and status.",
-                                ["path", "status"], registry=r)
+        # Labelled by endpoint kind, never by raw path: clients choose paths, and every label value
+        # is a new series held in memory for the life of the process.
+        self.requests = Counter("shadowtap_requests_total", "Requests relayed, by endpoint and status.",
+                                ["endpoint", "status"], registry=r)
         self.upstream_latency = Histogram("shadowtap_upstream_latency_seconds",
-                                          "Request received to last byte relayed.", ["path"],
+                                          "Request received to last byte relayed.", ["endpoint"],
                                           buckets=_LATENCY_BUCKETS, registry=r)
         self.overhead = Histogram("shadowtap_proxy_overhead_seconds",
                                   "Time the proxy spends before forwarding and before relaying headers.",
@@ -47,8 +50,9 @@ class ProxyMetrics:
         self.capture_queue_depth.set_function(depth)
 
     def observe_exchange(self, exchange: RawExchange) -> None:
-        self.requests.labels(exchange.path, str(exchange.status)).inc()
-        self.upstream_latency.labels(exchange.path).observe(exchange.t_end - exchange.t_start)
+        endpoint = endpoint_for_path(exchange.path)
+        self.requests.labels(endpoint, _status_label(exchange.status)).inc()
+        self.upstream_latency.labels(endpoint).observe(exchange.t_end - exchange.t_start)
         if exchange.t_upstream_start and exchange.t_response_started:
             before = exchange.t_upstream_start - exchange.t_start
             relaying_headers = exchange.t_response_started - exchange.t_upstream_headers
@@ -58,3 +62,8 @@ class ProxyMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _status_label(status: int) -> str:
+    # Statuses come from the upstream; keep them to the HTTP range so the label set stays bounded.
+    return str(status) if 100 <= status <= 599 else "other"

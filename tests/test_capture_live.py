@@ -291,8 +291,17 @@ def test_health_is_ok_and_metrics_count_requests_and_captures_when_requests_were
             break
         time.sleep(0.02)
     chat_path = "/v1/chat/completions"
-    assert _sample(text, "shadowtap_requests_total", {"path": chat_path, "status": "200"}) == 3
-    assert _sample(text, "shadowtap_requests_total", {"path": chat_path, "status": "429"}) == 1
+    assert _sample(text, "shadowtap_requests_total", {"endpoint": "chat.completions", "status": "200"}) == 3
+    assert _sample(text, "shadowtap_requests_total", {"endpoint": "chat.completions", "status": "429"}) == 1
     assert _sample(text, "shadowtap_requests_total") == 4
     assert written == 4
     assert len(read_rows(proxy.store_path)) == 4
+
+
+def test_metrics_series_stay_bounded_when_clients_send_arbitrary_paths(proxy):
+    for index in range(30):
+        httpx.get(f"{proxy.base_url}/no-such-thing-{index}")
+    text = httpx.get(f"{proxy.url}/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("shadowtap_requests_total{")]
+    assert len(series) == 1 and 'endpoint="other"' in series[0]
+    assert "no-such-thing" not in text

@@ -110,18 +110,23 @@ class CaptureWriter:
         finally:
             store.close()
 
-    def _next_batch(self) -> tuple[list[RawExchange], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch = [first]
+    def _next_batch(self) -> tuple[list, bool]:
+        """Up to batch_size items, collected on the flush timer. The writer polls rather than
+        blocking on the queue, so the request path's put never has a sleeping thread to wake."""
+        batch: list = []
         deadline = time.monotonic() + self._flush_interval_s
         while len(batch) < self._batch_size:
-            remaining = deadline - time.monotonic()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._closing.wait(remaining)
+                    continue
+                if batch:
+                    break
+                deadline = time.monotonic() + self._flush_interval_s
+                continue
             if item is _STOP:
                 return batch, True
             batch.append(item)
