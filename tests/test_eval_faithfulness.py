@@ -306,3 +306,29 @@ def test_a_clear_error_is_raised_when_the_judge_times_out(fake_judge):
     [error] = score(FaithfulnessEvaluator(judge), eval_item())
     assert isinstance(error, JudgeUnavailable)
     assert "did not answer within 2.5s" in str(error)
+
+
+def test_a_failing_judge_is_recorded_as_faithfulness_errors_while_the_run_scores_the_rest(tmp_path):
+    from evaluators.grounding import GroundingEvaluator
+    from evaluators.runner import EvalRunner, EvalSelection
+    from proxy.config import ContextsConfig
+    from proxy.store import CaptureStore
+    from proxy.store.score_store import ScoreStore
+    from tests.test_eval_support import add_exchanges
+
+    store = CaptureStore.open(tmp_path / "s.db")
+    request = {"model": "m", "messages": [{"role": "user", "content": "Tell me about the Eiffel Tower."}],
+               "shadowtap": {"contexts": [{"text": CONTEXT}]}}
+    response = {"choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "It is in Paris and was built in 1889."}}]}
+    add_exchanges(store, 3, request=request, response=response)
+    failing_judge = FaithfulnessEvaluator(judge_client(FakeJudge(status=500)))
+    runner = EvalRunner(ScoreStore(store), [failing_judge, GroundingEvaluator()], contexts=ContextsConfig())
+    asyncio.run(runner.run(EvalSelection()))
+    rows = ScoreStore(store).scores()
+    faithfulness = [row for row in rows if row["evaluator"] == "faithfulness"]
+    grounding = [row for row in rows if row["evaluator"] == "grounding"]
+    assert [row["outcome"] for row in faithfulness] == ["error"] * 3
+    assert all("JudgeUnavailable" in row["error"] and API_KEY not in row["error"] for row in faithfulness)
+    assert [row["outcome"] for row in grounding] == ["score"] * 3
+    store.close()
