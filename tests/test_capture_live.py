@@ -13,7 +13,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.store_helpers import read_rows, wait_for_exchange, wait_for_rows
+from tests.store_reading import rows as read_rows, wait_for_exchange, wait_for_rows
 
 CHAT = "/chat/completions"
 WEATHER_TOOL = {"type": "function", "function": {

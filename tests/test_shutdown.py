@@ -10,7 +10,7 @@ import time
 import httpx
 import orjson
 
-from tests.store_helpers import read_rows
+from tests.store_reading import rows as read_rows
 
 IN_FLIGHT = 50
 
