@@ -305,3 +305,18 @@ def test_metrics_series_stay_bounded_when_clients_send_arbitrary_paths(proxy):
     series = [line for line in text.splitlines() if line.startswith("shadowtap_requests_total{")]
     assert len(series) == 1 and 'endpoint="other"' in series[0]
     assert "no-such-thing" not in text
+
+
+def test_raw_stream_events_are_not_kept_when_the_streamed_answer_needed_redaction(proxy):
+    # The simulator echoes context sentences, so put an e-mail address in the context it answers from.
+    body = {"model": "sim-large", "stream": True, "messages": [
+        {"role": "system", "content": "<context>Write to the billing team at billing.team@example.com today.</context>"},
+        {"role": "user", "content": "Who do I write to about billing?"}]}
+    with httpx.stream("POST", f"{proxy.base_url}/chat/completions", json=body) as response:
+        received = response.read()
+        exchange_id = response.headers["x-shadowtap-exchange-id"]
+    assert b"billing.team" in received  # the app gets the answer untouched
+    row = wait_for_exchange(proxy.store_path, exchange_id)
+    assert "[REDACTED:email]" in row["response_text"]
+    assert row["response_raw"] is None
+    assert b"billing.team@example.com" not in open(proxy.store_path, "rb").read()

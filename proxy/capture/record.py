@@ -140,7 +140,7 @@ class CaptureRowBuilder:
         if is_stream:
             fields["is_stream"] = 1
             fields["stream_incomplete"] = int(raw.stream_broken or not assembled.complete)
-            fields["response_raw"] = self._clip(self._redact_bytes(b"".join(chunks)), fields)
+            fields["response_raw"] = self._clip(b"".join(chunks), fields)
             if assembled.first_content_chunk is not None and raw.chunk_times:
                 index = min(assembled.first_content_chunk, len(raw.chunk_times) - 1)
                 fields["ttft_ms"] = _ms(raw.t_start, raw.chunk_times[index])
@@ -153,11 +153,14 @@ class CaptureRowBuilder:
             fields["stream_incomplete"] = 1
 
         fields["response_model"] = assembled.model
-        fields["response_text"] = self._redactor.redact_text(assembled.text) if assembled.text else assembled.text
-        fields["response_tool_calls"] = (
-            orjson.dumps(self._redactor.redact_json(assembled.tool_calls)).decode()
-            if assembled.tool_calls else None
-        )
+        text = self._redactor.redact_text(assembled.text) if assembled.text else assembled.text
+        tool_calls = self._redactor.redact_json(assembled.tool_calls) if assembled.tool_calls else None
+        fields["response_text"] = text
+        fields["response_tool_calls"] = orjson.dumps(tool_calls).decode() if tool_calls else None
+        if is_stream and (text != assembled.text or tool_calls != assembled.tool_calls):
+            # A stream's raw events cannot be redacted reliably (a value can be split across
+            # deltas), so when its answer held something to redact, the raw events are not kept.
+            fields["response_raw"] = None
         fields["finish_reason"] = assembled.finish_reason
         usage = assembled.usage or {}
         fields["prompt_tokens"] = usage.get("prompt_tokens")
