@@ -69,14 +69,16 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
     failures = [kind for kind, ok in outcomes if not ok]
     captured = _summarise_store(store_path)
     scored = _score(config_path)
+    html_path = workdir / "report.html"
+    reported = scored and _report(config_path, html_path)
     _print_overhead(overhead)
     _print_next_steps(config_path, store_path)
     expected = len(outcomes) + OVERHEAD_SAMPLES + OVERHEAD_WARMUP
     if exit_code != 0:
         console.print(f"[red]the proxy exited with code {exit_code}; see {workdir / 'proxy-stderr.log'}")
         return 1
-    if not scored:
-        console.print("[red]`shadowtap eval` failed on the demo's captures")
+    if not scored or not reported:
+        console.print("[red]`shadowtap eval` or `shadowtap report` failed on the demo's captures")
         return 1
     if failures or captured < expected:
         console.print(f"[red]{len(failures)} calls failed; {captured} of {expected} exchanges captured")
@@ -200,6 +202,17 @@ def _score(config_path: Path) -> bool:
     return subprocess.run(command).returncode == 0
 
 
+def _report(config_path: Path, html_path: Path) -> bool:
+    """Compare each candidate with the primary, on the terminal and as one HTML file."""
+    console.rule("comparing candidates: shadowtap report")
+    console.print(f"$ shadowtap report --config {config_path} --html {html_path}")
+    command = [sys.executable, "-m", "proxy.cli", "report", "--config", str(config_path), "--html", str(html_path)]
+    ok = subprocess.run(command).returncode == 0 and html_path.exists()
+    if ok:
+        console.print(f"HTML report (self-contained, open it in a browser): {html_path}")
+    return ok
+
+
 def _print_shadows(store) -> None:
     rows = list(store.db.query(
         "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
@@ -232,4 +245,5 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap captures show <ID> --store {store_path}")
     console.print(f"  shadowtap captures export --store {store_path} -o captures.jsonl")
     console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
+    console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses [gate]")
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")

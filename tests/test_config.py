@@ -41,7 +41,7 @@ def config_section_types() -> dict[str, type]:
 def test_example_config_values_equal_the_defaults():
     config = load_config(REPO / "config.example.toml")
     defaults = ShadowtapConfig()
-    for section in ("server", "store", "redaction", "shadow", "judge", "eval", "contexts", "freshness", "contracts"):
+    for section in ("server", "store", "redaction", "shadow", "judge", "eval", "contexts", "freshness", "contracts", "gate"):
         assert getattr(config, section) == getattr(defaults, section), section
     (example_candidate,) = config.candidates
     assert example_candidate.enabled is False  # the file runs as it stands, mirroring nothing

@@ -17,3 +17,5 @@ def test_demo_exits_0_with_captures_shadows_and_scores_when_run_on_a_small_workl
     assert answered > 0
     evaluators = {row[0] for row in db.execute("select distinct evaluator from scores where outcome = 'score'")}
     assert {"grounding", "freshness", "contract", "agreement"} <= evaluators
+    html = (tmp_path / "report.html").read_text()
+    assert "drifty" in html and "<svg" in html

@@ -8,12 +8,13 @@ Secrets are never written in the file, only the names of environment variables t
 from proxy.config.evaluation import (
     ContextsConfig, ContractRule, ContractsConfig, EvalConfig, FreshnessConfig, FreshnessPolicy, JudgeConfig,
 )
+from proxy.config.gate import GateConfig
 from proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
 from proxy.config.loader import ShadowtapConfig, config_from_dict, load_config
 from proxy.config.shadow import CandidateConfig, ShadowConfig
 
 __all__ = [
     "CandidateConfig", "ContextsConfig", "ContractRule", "ContractsConfig", "EvalConfig", "FreshnessConfig",
-    "FreshnessPolicy", "JudgeConfig", "PrimaryConfig", "RedactionConfig", "ServerConfig", "ShadowConfig",
+    "FreshnessPolicy", "GateConfig", "JudgeConfig", "PrimaryConfig", "RedactionConfig", "ServerConfig", "ShadowConfig",
     "ShadowtapConfig", "StoreConfig", "config_from_dict", "load_config",
 ]

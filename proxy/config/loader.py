@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
+from proxy.config.gate import GateConfig
 from proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
 from proxy.config.shadow import CandidateConfig, ShadowConfig
 from proxy.errors import ConfigError
@@ -27,6 +28,7 @@ class ShadowtapConfig:
     contexts: ContextsConfig = field(default_factory=ContextsConfig)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -50,7 +52,7 @@ class ShadowtapConfig:
 
 # Every top-level table of the file, and the array of tables [[candidates]].
 _SECTIONS: tuple[str, ...] = ("server", "primary", "store", "redaction", "shadow", "candidates", "judge",
-                              "eval", "contexts", "freshness", "contracts")
+                              "eval", "contexts", "freshness", "contracts", "gate")
 
 
 def load_config(path: str | Path) -> ShadowtapConfig:

@@ -1,0 +1,1 @@
+"""`shadowtap report` and `shadowtap gate`: compare each candidate with the primary, and gate on it."""

@@ -1,0 +1,137 @@
+"""`shadowtap report` and `shadowtap gate`: compare candidates with the primary, and turn that into an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from proxy.captures_cli import parse_time
+from proxy.cli_common import fail_usage, load_config_or_exit
+from proxy.errors import StoreError
+
+_config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+                              help="Config file: [gate] thresholds, and the store unless --store is given.")
+_store_option = click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False),
+                             help="Capture store (default: [store] path from --config, else shadowtap.db).")
+_since_option = click.option("--since", metavar="TIME",
+                             help="Only exchanges at or after this time (ISO, or an age like 2h, 7d).")
+_until_option = click.option("--until", metavar="TIME", help="Only exchanges before this time (ISO, or an age).")
+_candidate_option = click.option("--candidate", metavar="NAME", help="Only this candidate.")
+
+
+@click.command("report")
+@_config_option
+@_store_option
+@_since_option
+@_until_option
+@_candidate_option
+@click.option("--window", metavar="LENGTH", default=None,
+              help="Time windows for the trend figures: 30m, 6h, 1d (default), 1w.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown tables.")
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a self-contained HTML report with charts to FILE.")
+@click.option("--gate", "with_gate", is_flag=True, help="Check the [gate] thresholds too; exit 1 if any check fails.")
+def report_command(config_path, store_path, since, until, candidate, window, as_json, as_markdown, html_path,
+                   with_gate) -> None:
+    """Compare each candidate with the primary: overall, by category and per time window.
+
+    Agreement is read against the primary's own noise (its twin), score means carry 95%
+    intervals and are paired with the primary's on the same exchanges, and categories where the
+    candidate is significantly worse are marked.
+
+    Exit codes: 0 done (or the gate passed); 1 the gate failed (with --gate);
+    2 usage or config error.
+    """
+    if as_json and as_markdown:
+        fail_usage("--json and --markdown are alternatives: pass one")
+    report, gate = _build(config_path, store_path, since, until, candidate, window, with_gate)
+    if html_path:
+        _write_html(report, html_path)
+    if as_json:
+        click.echo(orjson.dumps(report.to_json()).decode())
+    elif as_markdown:
+        from evaluators.report.render_markdown import render_markdown
+
+        click.echo(render_markdown(report))
+    else:
+        from evaluators.report.render_terminal import render_terminal
+
+        render_terminal(report)
+    if gate is not None and not gate.passed:
+        sys.exit(1)
+
+
+@click.command("gate")
+@_config_option
+@_store_option
+@_since_option
+@_until_option
+@_candidate_option
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict and every check as one JSON object.")
+def gate_command(config_path, store_path, since, until, candidate, as_json) -> None:
+    """Check each candidate against the [gate] thresholds and print every check.
+
+    A check whose figure cannot be computed (no twin samples, no faithfulness scores, no cost)
+    is skipped with the reason: it neither passes nor fails the gate.
+
+    Exit codes: 0 every check passed or was skipped; 1 a check failed, or there is no candidate
+    to check; 2 usage or config error.
+    """
+    report, gate = _build(config_path, store_path, since, until, candidate, None, True)
+    if as_json:
+        click.echo(orjson.dumps(gate).decode())
+    else:
+        from evaluators.report.render_terminal import render_gate_terminal
+
+        render_gate_terminal(gate)
+    if not gate.passed:
+        sys.exit(1)
+
+
+def _build(config_path, store_path, since, until, candidate, window, with_gate):
+    from evaluators.report.build import build_report, parse_window
+    from evaluators.report.gate import evaluate_gate
+    from proxy.store import CaptureStore
+
+    config = load_config_or_exit(config_path)
+    if window is not None:
+        try:
+            parse_window(window)
+        except ValueError as exc:
+            fail_usage(f"--window: {exc}")
+    since, until = parse_time(since, "--since"), parse_time(until, "--until")
+    path = store_path or config.store.path
+    if path != ":memory:" and not Path(path).exists():
+        fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")
+    try:
+        store = CaptureStore.open(path)
+    except StoreError as exc:
+        fail_usage(str(exc))
+    try:
+        report = build_report(store.db, store=path, since=since, until=until, window=window, candidate=candidate)
+    finally:
+        store.close()
+    if not with_gate:
+        return report, None
+    from dataclasses import replace
+
+    gate = evaluate_gate(report, config.gate)
+    return replace(report, gate=gate), gate
+
+
+def _write_html(report, html_path: str) -> None:
+    try:
+        from evaluators.report.render_html import render_html
+    except ModuleNotFoundError as exc:
+        if exc.name != "evaluators.report.render_html":
+            raise
+        fail_usage("--html: the HTML renderer (evaluators.report.render_html) is not installed in this build")
+    try:
+        Path(html_path).write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:
+        fail_usage(f"--html: cannot write {html_path!r}: {exc.strerror or exc}")
+    click.echo(f"wrote {html_path}", err=True)

@@ -1,0 +1,270 @@
+"""The report's data model: frozen dataclasses that every renderer (terminal, Markdown, JSON, HTML) reads.
+
+`ReportData.to_json()` is the `--json` document. Field names are a public interface: add fields,
+never rename or remove one without bumping `SCHEMA_VERSION`. A figure that cannot be computed
+(no samples, no twin, no cost) is None / JSON null, never zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95% confidence interval over `n` values (Student t; None bounds when n < 2)."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`count` of `n`, as a share with its 95% Wilson score interval; all None when n = 0."""
+
+    count: int
+    n: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class PairedMean:
+    """An evaluator's mean for the candidate and for the primary on the same exchanges.
+
+    `difference` is candidate minus primary, a paired t-interval over per-exchange differences;
+    `n` is the number of exchanges where both answers have a score.
+    """
+
+    candidate: Interval
+    primary: Interval
+    difference: Interval
+    n: int
+
+
+@dataclass(frozen=True)
+class AgreementFigures:
+    """The candidate's agreement with the primary, read against the primary's own noise.
+
+    `noise` is the primary-vs-twin agreement over the same slice of traffic (all twin-scored
+    exchanges in it, not only those the candidate answered). `above_noise` = candidate mean minus
+    noise mean. `disagreement_above_noise` = max(0, candidate share below 0.9 minus the twin share
+    below 0.9), Diffy-style. Everything that needs the twin is None when there are no twin samples.
+    """
+
+    candidate: Interval
+    noise: Interval
+    above_noise: float | None
+    disagreement: Rate            # candidate answers with agreement < 0.9
+    noise_disagreement: Rate      # primary-vs-twin pairs with agreement < 0.9
+    disagreement_above_noise: float | None
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """What happened to the shadow calls: made = ok + error + timeout (cancelled-at-shutdown and
+    skipped are not calls the candidate answered or failed)."""
+
+    made: int
+    answered: int
+    errors: int
+    timeouts: int
+    cancelled: int
+    skipped: dict[str, int]       # skip_reason -> count
+    error_rate: Rate              # outcome error over made
+    timeout_rate: Rate            # outcome timeout over made
+    failure_rate: Rate            # error + timeout over made (what [gate] max_error_rate checks)
+
+
+@dataclass(frozen=True)
+class LatencyFigures:
+    """Percentiles over the exchanges where both the candidate and the primary have the figure;
+    ratios are candidate percentile over primary percentile (None when the primary's is 0)."""
+
+    n: int
+    candidate_p50_ms: float | None
+    candidate_p95_ms: float | None
+    primary_p50_ms: float | None
+    primary_p95_ms: float | None
+    p50_ratio: float | None
+    p95_ratio: float | None
+    ttft_n: int
+    candidate_ttft_p50_ms: float | None
+    primary_ttft_p50_ms: float | None
+    ttft_p50_ratio: float | None
+
+
+@dataclass(frozen=True)
+class CostFigures:
+    """Cost per 1,000 requests (mean cost x 1,000) over answered exchanges where both costs are
+    known (`n`), and mean total tokens per request over those where both token counts are known."""
+
+    n: int
+    candidate_per_1k_usd: float | None
+    primary_per_1k_usd: float | None
+    ratio: float | None
+    tokens_n: int
+    candidate_tokens_mean: float | None
+    primary_tokens_mean: float | None
+    tokens_ratio: float | None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A metric on which the candidate is significantly worse than the primary in this slice."""
+
+    metric: str                   # agreement | faithfulness | grounding | contract
+    test: str                     # "paired t-interval" | "two-proportion z-test"
+    candidate: float | None       # t-intervals: the candidate's mean; z-tests: its bad share (< 0.9, invalid)
+    primary: float | None         # the same for the primary (for agreement: the twin pairs' share below 0.9)
+    statistic: float | None       # z for z-tests; the interval's upper bound for t-intervals
+    p_value: float | None         # two-sided, z-tests only
+
+
+@dataclass(frozen=True)
+class KeyFigures:
+    """Every figure for one candidate over one slice of traffic (all, a category, a time window)."""
+
+    samples: int                  # answered shadows (outcome ok)
+    calls: CallCounts
+    agreement: AgreementFigures
+    faithfulness: PairedMean
+    grounding: PairedMean
+    stale_context: Rate           # primary freshness label "stale", on the candidate's answered exchanges
+    contract_valid: Rate          # candidate contract label "valid"
+    primary_contract_valid: Rate  # primary's, on the same exchanges
+    refusal: Rate                 # candidate refused (labels both_refused, refused_where_primary_answered)
+    primary_refusal: Rate         # primary refused, on the same exchanges
+    latency: LatencyFigures
+    cost: CostFigures
+    significantly_worse: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CategoryReport:
+    dimension: str                # endpoint | task | risk_tier | tag:NAME
+    value: str
+    figures: KeyFigures
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    name: str
+    model: str | None             # the litellm model string of its latest shadow row
+    overall: KeyFigures
+    categories: list[CategoryReport]
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One time window's key figures for one candidate (windows with no exchanges are left out)."""
+
+    candidate: str
+    start: str                    # ISO 8601 UTC, inclusive
+    end: str                      # exclusive
+    figures: KeyFigures
+
+
+@dataclass(frozen=True)
+class ScoreDistribution:
+    """Histogram of one evaluator's scores for one answer source: `counts[i]` holds values in
+    [i/10, (i+1)/10), the last bin also holds 1.0."""
+
+    evaluator: str
+    source: str                   # primary | a candidate name
+    n: int
+    mean: float | None
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class LatencySamples:
+    """Latencies for a CDF, sorted ascending; evenly thinned to at most `cap` values, `n` before thinning."""
+
+    source: str
+    n: int
+    latency_ms: list[float]
+    ttft_n: int
+    ttft_ms: list[float]
+
+
+@dataclass(frozen=True)
+class HeatmapCell:
+    """One category x candidate cell: headline figures, and which metrics are significantly worse."""
+
+    candidate: str
+    dimension: str
+    value: str
+    samples: int
+    agreement: float | None
+    agreement_above_noise: float | None
+    faithfulness_difference: float | None
+    grounding_difference: float | None
+    contract_valid_rate: float | None
+    significantly_worse: list[str]
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One of a candidate's lowest-agreement answers, with both texts (untrusted: escape to render)."""
+
+    candidate: str
+    exchange_id: str
+    started_at: str
+    endpoint: str | None
+    task: str | None
+    risk_tier: str | None
+    agreement: float
+    label: str | None
+    method: str | None            # text | json | tool_calls, from the agreement details
+    primary_text: str | None
+    candidate_text: str | None
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    candidate: str
+    scope: str                    # "overall" or "<dimension>=<value>"
+    check: str                    # min_samples, min_agreement_above_noise, ...
+    figure: float | None
+    threshold: float
+    comparison: str               # ">=" or "<=": the figure passes when `figure comparison threshold`
+    status: str                   # pass | fail | skipped
+    reason: str | None = None     # why skipped, or what failed
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool                  # no check failed (skipped checks do not fail the gate)
+    checks: list[GateCheck]
+    failed: list[str]             # "<candidate> <scope> <check>" for each failed check
+    skipped: int
+
+
+@dataclass(frozen=True)
+class ReportData:
+    schema_version: int
+    generated_at: str
+    store: str
+    since: str | None
+    until: str | None
+    window: str | None            # e.g. "1d"; trends use it (1d when not given)
+    exchanges: int                # exchanges in the selected time range
+    candidates: list[CandidateReport]
+    trends: list[TrendPoint]
+    distributions: list[ScoreDistribution]
+    latency_samples: list[LatencySamples]
+    heatmap: list[HeatmapCell]
+    worst_disagreements: list[Disagreement]
+    methods: dict[str, str]       # how each figure and test is computed, in words
+    gate: GateVerdict | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict of lists, dicts, strings, numbers and None, ready for orjson."""
+        return asdict(self)

@@ -1,0 +1,31 @@
+"""The report as GitHub-flavoured Markdown tables (for PR comments and CI summaries)."""
+
+from __future__ import annotations
+
+from evaluators.report.model import ReportData
+from evaluators.report.tables import TextTable, gate_table, report_tables
+
+
+def _cell(text: str) -> str:
+    # Captured names and tag values are untrusted: keep them from closing the cell or adding HTML.
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\n", " "))
+
+
+def markdown_table(table: TextTable) -> str:
+    lines = [f"### {_cell(table.title)}", "", "| " + " | ".join(_cell(c) for c in table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: ReportData) -> str:
+    parts = [f"## shadowtap report\n\n{report.exchanges} exchanges in `{_cell(report.store)}`"
+             f"{', since ' + report.since if report.since else ''}{', until ' + report.until if report.until else ''}; "
+             "intervals are 95% (t for means, Wilson for rates).\n"]
+    if not report.candidates:
+        parts.append("No candidate has shadow rows in this range.\n")
+    parts += [markdown_table(table) for table in report_tables(report)]
+    if report.gate is not None:
+        parts.append(markdown_table(gate_table(report.gate)))
+    return "\n".join(parts)

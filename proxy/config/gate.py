@@ -1,0 +1,40 @@
+"""Config section for the release gate: [gate] thresholds a candidate must meet to pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from proxy.config.checks import check_range
+from proxy.errors import ConfigError
+
+CATEGORY_DIMENSIONS = ("endpoint", "task", "risk_tier", "tag")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_samples: int = 50                      # answered shadow samples per candidate
+    min_agreement_above_noise: float = -0.05   # candidate agreement minus the primary-vs-twin agreement
+    max_faithfulness_drop: float = 0.05        # primary mean minus candidate mean
+    max_grounding_drop: float = 0.05
+    max_contract_invalid_rate: float = 0.02
+    max_error_rate: float = 0.02               # errors and timeouts over calls made
+    max_latency_p95_ratio: float = 1.5         # candidate p95 over primary p95
+    max_cost_ratio: float = 1.5                # candidate cost per 1,000 requests over the primary's
+    per_category: bool = False                 # also check each category with enough samples
+    category_min_samples: int = 20
+    categories: list[str] = field(default_factory=lambda: ["endpoint", "task", "risk_tier"])
+
+    def validate(self) -> None:
+        check_range("[gate] min_samples", self.min_samples, 0)
+        check_range("[gate] min_agreement_above_noise", self.min_agreement_above_noise, -1, 1)
+        for key in ("max_faithfulness_drop", "max_grounding_drop"):
+            check_range(f"[gate] {key}", getattr(self, key), -1, 1)
+        for key in ("max_contract_invalid_rate", "max_error_rate"):
+            check_range(f"[gate] {key}", getattr(self, key), 0, 1)
+        for key in ("max_latency_p95_ratio", "max_cost_ratio"):
+            check_range(f"[gate] {key}", getattr(self, key), 0)
+        check_range("[gate] category_min_samples", self.category_min_samples, 1)
+        for dimension in self.categories:
+            if dimension not in CATEGORY_DIMENSIONS and not dimension.startswith("tag:"):
+                raise ConfigError(f"[gate] categories: {dimension!r} is not one of "
+                                  f"{', '.join(CATEGORY_DIMENSIONS[:-1])} or tag:NAME")

@@ -1,0 +1,91 @@
+"""`shadowtap report` formats and usage errors: terminal, Markdown, --html, bad options."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from evaluators.report.cli import report_command
+from proxy.store import CaptureStore
+from tests.test_report_support import StoreBuilder, balanced_store
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    path = tmp_path / "s.db"
+    store = CaptureStore.open(path)
+    balanced_store(store, "small|<b>", count=10)
+    StoreBuilder(store).score("x000", "small|<b>", "faithfulness", 0.5)
+    store.close()
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(report_command, list(args))
+
+
+def test_markdown_output_contains_the_tables_when_markdown_is_given(store_path):
+    result = invoke("--store", str(store_path), "--markdown")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "### quality: candidates against the primary" in lines
+    header = next(line for line in lines if line.startswith("| candidate | samples |"))
+    separator = lines[lines.index(header) + 1]
+    assert separator.count("---") == header.count(" | ") + 1
+    # The candidate's name is escaped: its pipe cannot split the row, its tag cannot become HTML.
+    row = next(line for line in lines if line.startswith("| small"))
+    assert row.startswith("| small\\|&lt;b&gt; | 10 | 0.950")
+    assert "### small\\|&lt;b&gt; by category" in result.output
+    assert "task=qa" in result.output
+
+
+def test_terminal_output_shows_each_candidate_when_no_format_is_given(store_path):
+    result = invoke("--store", str(store_path))
+    assert result.exit_code == 0, result.output
+    assert "quality: candidates against the primary" in result.output
+    assert "small|<b>" in result.output
+    assert "10 exchanges" in result.output
+
+
+def test_html_is_written_by_render_html_when_html_is_given(store_path, tmp_path, monkeypatch):
+    module = type(sys)("evaluators.report.render_html")
+    module.render_html = lambda report: f"<html>{len(report.candidates)} candidates</html>"
+    monkeypatch.setitem(sys.modules, "evaluators.report.render_html", module)
+    out = tmp_path / "report.html"
+    result = invoke("--store", str(store_path), "--html", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "<html>1 candidates</html>"
+
+
+def test_html_gives_a_clear_error_when_the_renderer_is_missing(store_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "evaluators.report.render_html", None)  # makes the import fail
+    result = invoke("--store", str(store_path), "--html", str(tmp_path / "r.html"))
+    assert result.exit_code == 2
+    assert "HTML renderer" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "--markdown"], "alternatives"),
+    (["--window", "fortnight"], "--window"),
+    (["--window", "0d"], "--window"),
+    (["--since", "yesterday-ish"], "--since"),
+])
+def test_report_exits_2_when_options_are_bad(store_path, args, message):
+    result = invoke("--store", str(store_path), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_report_exits_2_when_the_store_does_not_exist(tmp_path):
+    result = invoke("--store", str(tmp_path / "missing.db"))
+    assert result.exit_code == 2
+    assert "no capture store" in result.output
+
+
+def test_report_and_gate_are_subcommands_of_shadowtap_when_installed():
+    from proxy.cli import cli
+
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "report" in result.output and "gate" in result.output
