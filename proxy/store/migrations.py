@@ -128,3 +128,50 @@ def m004_scores(db: Database) -> None:
     )
     db["scores"].create_index(["exchange_id"])
     db["scores"].create_index(["evaluator", "source"])
+
+
+@migrations()
+def m005_replay(db: Database) -> None:
+    # A replay run re-sends selected captured requests to a target; its results are keyed so a
+    # resumed run can tell what is already done.
+    db["replay_runs"].create(
+        {
+            "id": str,                  # short random id, printed by `shadowtap replay run`
+            "created_at": str,          # ISO 8601 UTC
+            "selection": str,           # JSON: the filters as given and the exchange ids they chose
+            "target": str,              # JSON: kind, model, api_base, api_key_env (a name, never a key), patches
+            "k": int,                   # repetitions per exchange
+            "pass_criterion": str,      # "agreement>=0.8", "contract", "<evaluator>>=<threshold>"
+            "config": str,              # JSON snapshot of the config used, secrets removed (env var names only)
+            "status": str,              # running | complete | over_budget
+            "finished_at": str,
+        },
+        pk="id",
+        not_null={"created_at", "selection", "target", "k", "status"},
+    )
+    db["replay_results"].create(
+        {
+            "id": str,                  # "<run>:<exchange>:<repetition>[:<perturbation>]"
+            "run_id": str,
+            "exchange_id": str,
+            "repetition": int,          # 0 .. k-1
+            "perturbation": str,        # NULL for the request as captured
+            "outcome": str,             # ok | error | timeout | skipped
+            "started_at": str,
+            "latency_ms": float,
+            "response_text": str,
+            "response_tool_calls": str, # JSON list, OpenAI shape; recorded, never executed
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "total_tokens": int,
+            "cost_usd": float,
+            "error": str,               # "<ExceptionClass>: message", secrets scrubbed
+            "passed": int,              # 1/0 by the run's pass criterion; NULL when it does not apply
+            "pass_value": float,        # the criterion's score, when it has one
+            "diff": str,                # JSON: replay.diff.diff_answers against the captured answer
+        },
+        pk="id",
+        not_null={"run_id", "exchange_id", "repetition", "outcome"},
+    )
+    db["replay_results"].create_index(["run_id", "exchange_id"])

@@ -1,0 +1,94 @@
+"""Where a replay sends requests: the primary (only with an explicit flag), a configured
+candidate, or any litellm model string, optionally with a patched system prompt and parameters."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import orjson
+
+from proxy.config import ShadowtapConfig
+from proxy.errors import ConfigError
+from proxy.shadow.calls import CallTarget
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class TargetError(ConfigError):
+    """A target cannot be used: unknown, refused, or badly written."""
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """Everything a run records about its target; keys are named by env var, never held."""
+
+    kind: str                       # primary | candidate | model
+    name: str                       # "primary", the candidate's name, or the model string
+    model: str                      # litellm model string; "" for primary (taken from each request)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_tokens: int | None = None
+    system_prompt: str = ""
+    params: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ReplayTarget:
+        return cls(**data)
+
+    def model_for(self, request: dict | None) -> str:
+        """The litellm model string a request is sent with (the primary answers to the request's model)."""
+        if self.kind == "primary":
+            return f"openai/{(request or {}).get('model', '')}"
+        return self.model
+
+    def call_target(self, request: dict | None) -> CallTarget:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return CallTarget(f"replay:{self.name}", self.model_for(request), self.api_base, key, self.timeout_s,
+                          self.max_tokens, self.system_prompt, dict(self.params))
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """`temperature=0` -> ("temperature", 0); values are JSON, or plain strings when not JSON."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise TargetError(f"--param {text!r}: expected KEY=VALUE, e.g. temperature=0")
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        parsed = value
+    return name.strip(), parsed
+
+
+def resolve_target(spec: str, config: ShadowtapConfig, *, allow_primary: bool = False, api_base: str | None = None,
+                   api_key_env: str | None = None, system_prompt: str | None = None,
+                   params: dict | None = None, timeout_s: float | None = None) -> ReplayTarget:
+    """`primary`, `candidate:NAME` or `model:LITELLM_STRING`, with the variant patches applied."""
+    kind, _, value = spec.partition(":")
+    patches = {"system_prompt": system_prompt or "", "params": dict(params or {})}
+    if kind == "primary" and not value:
+        if not allow_primary:
+            raise TargetError("--target primary sends captured traffic to the live primary again: "
+                              "pass --allow-primary to do that on purpose")
+        if not config.primary.base_url:
+            raise TargetError("--target primary needs [primary] base_url in the config (--config FILE)")
+        key_env = config.shadow.primary_twin_key_env or config.primary.api_key_env or None
+        return ReplayTarget("primary", "primary", "", config.primary.base_url, api_key_env or key_env,
+                            timeout_s or DEFAULT_TIMEOUT_S, None, **patches)
+    if kind == "candidate" and value:
+        candidate = next((c for c in config.candidates if c.name == value), None)
+        if candidate is None:
+            names = ", ".join(c.name for c in config.candidates) or "none configured"
+            raise TargetError(f"--target candidate:{value}: no [[candidates]] entry with that name ({names})")
+        merged = {**candidate.params, **patches["params"]}
+        return ReplayTarget("candidate", candidate.name, candidate.model, api_base or candidate.api_base or None,
+                            api_key_env or candidate.api_key_env or None, timeout_s or candidate.timeout_s,
+                            candidate.max_tokens, system_prompt or candidate.system_prompt, merged)
+    if kind == "model" and value:
+        return ReplayTarget("model", value, value, api_base or None, api_key_env or None,
+                            timeout_s or DEFAULT_TIMEOUT_S, None, **patches)
+    raise TargetError(f"--target {spec!r}: expected primary, candidate:NAME or model:LITELLM_MODEL_STRING")
