@@ -31,6 +31,10 @@ class CpuTimes:
     main_thread_s: float
     stat_s: float
 
+    def __add__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.process_s + other.process_s, self.main_thread_s + other.main_thread_s,
+                        self.stat_s + other.stat_s)
+
     def __sub__(self, earlier: CpuTimes) -> CpuTimes:
         return CpuTimes(self.process_s - earlier.process_s, self.main_thread_s - earlier.main_thread_s,
                         self.stat_s - earlier.stat_s)
@@ -65,7 +69,7 @@ def _proxy_config(port: int, upstream_base_url: str, workdir: Path) -> str:
             f"[store]\npath = {json.dumps(str(workdir / 'captures.db'))}\n")
 
 
-def _spawn(command: list[str], log_path: Path) -> subprocess.Popen:
+def spawn(command: list[str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
@@ -84,11 +88,11 @@ class LocalStack:
     @classmethod
     def start(cls, workdir: Path) -> LocalStack:
         simulator_port, proxy_port = free_port(), free_port()
-        simulator = _spawn(simulator_command(simulator_port), workdir / "simulator.log")
+        simulator = spawn(simulator_command(simulator_port), workdir / "simulator.log")
         simulator_url = f"http://127.0.0.1:{simulator_port}"
         config_path = workdir / "shadowtap.toml"
         config_path.write_text(_proxy_config(proxy_port, f"{simulator_url}/v1", workdir))
-        proxy = _spawn(proxy_command(config_path), workdir / "proxy.stderr.log")
+        proxy = spawn(proxy_command(config_path), workdir / "proxy.stderr.log")
         stack = cls(simulator, proxy, simulator_url, f"http://127.0.0.1:{proxy_port}", workdir)
         try:
             wait_until_serving(f"{simulator_url}/v1/models", simulator)

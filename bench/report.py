@@ -49,7 +49,7 @@ def capture_complete(results: dict) -> bool:
     return results["captured"] == results["proxied_sent"]
 
 
-def _exit(code: int) -> str:
+def describe_exit(code: int) -> str:
     # Negative: the signal that ended the process (uvicorn re-raises the one it handled unless
     # the app stops it from doing so).
     return f"exit code {code}" if code >= 0 else f"exited on {signal.Signals(-code).name} after shutdown"
@@ -84,7 +84,8 @@ def markdown_report(results: dict) -> str:
         "",
         f"{'' if capture_complete(results) else '**Capture incomplete:** '}Captured {results['captured']} of "
         f"{results['proxied_sent']} proxied requests after the SIGTERM drain "
-        f"(proxy {_exit(results['proxy_exit_code'])}). Bodies through the proxy identical to direct: {identical}.",
+        f"(proxy {describe_exit(results['proxy_exit_code'])}). "
+        f"Bodies through the proxy identical to direct: {identical}.",
         f"Each cell: {settings['requests']} measured requests per side in {settings['rounds']} "
         f"alternating rounds, after {settings['warmup']} warm-up requests per side.",
         "",
