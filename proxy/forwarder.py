@@ -33,7 +33,7 @@ class ExchangeSink(Protocol):
 
 
 class ShadowSink(Protocol):
-    def offer(self, exchange: RawExchange, body: dict | None) -> None: ...
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes) -> None: ...
 
 
 class _BodyTooLarge(Exception):
@@ -148,7 +148,7 @@ class PrimaryForwarder:
             body, parsed = prepare_body(exchange.request_body, parse=self._shadows is not None)
             if self._shadows is not None:
                 # Before the primary call, so candidates start at the same moment.
-                self._shadows.offer(exchange, parsed)
+                self._shadows.offer(exchange, parsed, body)
             exchange.t_upstream_start = perf_counter()
             try:
                 response = await self._primary.send(exchange.method, url, headers, body)

@@ -52,9 +52,10 @@ class ShadowDispatcher:
         self._process.start()
         threading.Thread(target=self._read_snapshots, daemon=True, name="shadow-snapshots").start()
 
-    def offer(self, exchange: RawExchange, body: dict | None) -> None:
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes) -> None:
         """Plan the shadows for a request and hand them to the worker; skips go with the capture."""
-        plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body)
+        plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body,
+                                  body_bytes)
         if plan.job is not None:
             try:
                 self._jobs.put_nowait(plan.job)

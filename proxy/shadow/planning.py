@@ -19,12 +19,15 @@ _MIRRORABLE = frozenset({"chat.completions", "completions", "embeddings", "respo
 
 @dataclass(slots=True)
 class ShadowJob:
-    """What the worker needs to call candidates: never the client's headers or credentials."""
+    """What the worker needs to call candidates: never the client's headers or credentials.
+
+    The request travels as the JSON bytes forwarded to the primary, not as a parsed dict: the
+    queue pickles jobs in the live process, and pickling bytes is a copy where a dict is a walk."""
 
     exchange_id: str
     started_at: float
     endpoint: str
-    body: dict
+    body: bytes
     candidates: list[str]
     twin: bool = False
 
@@ -45,7 +48,8 @@ class ShadowPlanner:
         return bool(self._candidates) or self._shadow.primary_twin_rate > 0
 
     def plan(self, exchange_id: str, started_at: float, path: str, headers: list[tuple[bytes, bytes]],
-             body: dict | None) -> ShadowPlan:
+             body: dict | None, body_bytes: bytes = b"") -> ShadowPlan:
+        """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker."""
         endpoint = endpoint_for_path(path)
         request_reason = self._request_ineligible(endpoint, headers, body)
         plan = ShadowPlan()
@@ -71,7 +75,7 @@ class ShadowPlanner:
                 and (not self._shadow.primary_twin_models or body.get("model") in self._shadow.primary_twin_models)
                 and is_sampled(exchange_id, TWIN, self._shadow.primary_twin_rate))
         if admitted or twin:
-            plan.job = ShadowJob(exchange_id, started_at, endpoint, body, admitted, twin)
+            plan.job = ShadowJob(exchange_id, started_at, endpoint, body_bytes, admitted, twin)
         return plan
 
     def _request_ineligible(self, endpoint: str, headers, body: dict | None) -> str | None:

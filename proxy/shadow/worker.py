@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import orjson
+
 from proxy.capture.pricing import PriceTable
 from proxy.capture.record import CaptureRows
 from proxy.capture.redaction import Redactor
@@ -147,6 +149,7 @@ class ShadowWorker:
 
     def _admit(self, job: ShadowJob) -> None:
         names = list(job.candidates) + ([TWIN] if job.twin else [])
+        body = orjson.loads(job.body)  # planned on the live path, so it is known to be a JSON object
         for name in names:
             state = self._states.get(name)
             reason = self._refusal(state)
@@ -158,7 +161,7 @@ class ShadowWorker:
                 continue
             state.in_flight += 1
             state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
-            task = asyncio.ensure_future(self._call(state, job))
+            task = asyncio.ensure_future(self._call(state, job, body))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -174,14 +177,14 @@ class ShadowWorker:
             return "breaker_open"
         return None
 
-    async def _call(self, state: CandidateState, job: ShadowJob) -> None:
+    async def _call(self, state: CandidateState, job: ShadowJob, body: dict) -> None:
         target = state.target
         if target.is_twin:
-            target = CallTarget(TWIN, f"openai/{job.body.get('model', '')}", target.api_base, target.api_key,
+            target = CallTarget(TWIN, f"openai/{body.get('model', '')}", target.api_base, target.api_key,
                                 target.timeout_s, None, is_twin=True)
-        stream = job.body.get("stream") is True
+        stream = body.get("stream") is True
         try:
-            result = await call_chat(self._litellm, job.body, target, stream=stream)
+            result = await call_chat(self._litellm, body, target, stream=stream)
         except asyncio.CancelledError:
             from proxy.shadow.calls import CallResult
 
