@@ -2,7 +2,8 @@
 
 Starts the simulated upstream and the proxy on free loopback ports, drives a mixed workload
 through the proxy with the official OpenAI SDK, measures the proxy's added latency against
-direct calls, stops the proxy (which drains capture), and summarises what was captured.
+direct calls, stops the proxy (which drains capture), summarises what was captured, scores and
+compares it, and finishes with a short replay of the worst-scored exchanges against the primary.
 """
 
 from __future__ import annotations
@@ -62,23 +63,27 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
         overhead = _measure_overhead(f"http://127.0.0.1:{upstream_port}/v1", f"http://127.0.0.1:{proxy_port}/v1")
         exit_code = stop_process(proxy)
         processes.remove(proxy)
-    finally:
-        for process in processes:
-            stop_process(process)
 
-    failures = [kind for kind, ok in outcomes if not ok]
-    captured = _summarise_store(store_path)
-    scored = _score(config_path)
-    html_path = workdir / "report.html"
-    reported = scored and _report(config_path, html_path)
+        failures = [kind for kind, ok in outcomes if not ok]
+        captured = _summarise_store(store_path)
+        scored = _score(config_path)
+        html_path = workdir / "report.html"
+        reported = scored and _report(config_path, html_path)
+        replayed = reported and _replay_worst(config_path)  # re-sends to the upstream: stop it only afterwards
+    finally:
+        # sim-slow leaves a few shadow requests hanging for 30 s on purpose, and uvicorn waits for them
+        # on SIGTERM; the simulator holds nothing worth draining, so it is not given long.
+        for process in processes:
+            stop_process(process, timeout_s=20.0 if process is not upstream else 2.0)
+
     _print_overhead(overhead)
     _print_next_steps(config_path, store_path)
     expected = len(outcomes) + OVERHEAD_SAMPLES + OVERHEAD_WARMUP
     if exit_code != 0:
         console.print(f"[red]the proxy exited with code {exit_code}; see {workdir / 'proxy-stderr.log'}")
         return 1
-    if not scored or not reported:
-        console.print("[red]`shadowtap eval` or `shadowtap report` failed on the demo's captures")
+    if not scored or not reported or not replayed:
+        console.print("[red]`shadowtap eval`, `report` or `replay` failed on the demo's captures")
         return 1
     if failures or captured < expected:
         console.print(f"[red]{len(failures)} calls failed; {captured} of {expected} exchanges captured")
@@ -213,6 +218,41 @@ def _report(config_path: Path, html_path: Path) -> bool:
     return ok
 
 
+# The workload's own chat traffic: not the sim-small overhead probes, embeddings or rate-limited calls.
+REPLAY_SELECTION = ("--endpoint", "chat.completions", "--model", "sim-large", "--status", "200", "--sample", "5")
+REPLAY_WORST = ("--where", "grounding < 0.8")
+
+
+def _replay_worst(config_path: Path) -> bool:
+    """Replay a few of the worst-grounded answers against the primary, twice each, and show what differs.
+
+    A small workload may score no answer below the threshold; then any five of its chat exchanges do.
+    """
+    console.rule("replaying the worst-scored exchanges: shadowtap replay")
+    base = ["replay", "run", "--config", str(config_path), "--target", "primary", "--allow-primary",
+            "-k", "2", "--pass", "agreement>=0.8", *REPLAY_SELECTION]
+    run_id = None
+    for extra in (REPLAY_WORST, ()):
+        arguments = [*base, *extra]
+        console.print("$ shadowtap " + " ".join(_quoted(argument) for argument in arguments))
+        # stdout is the run id; progress and "no exchanges match the selection" go to stderr.
+        result = subprocess.run([sys.executable, "-m", "proxy.cli", *arguments], stdout=subprocess.PIPE, text=True)
+        run_id = result.stdout.strip().splitlines()[0] if result.stdout.strip() else None
+        if result.returncode == 0 and run_id:
+            break
+        if run_id or result.returncode != 1:  # a run started and failed, or a usage error: no fallback helps
+            return False
+    else:
+        return False
+    console.print(f"$ shadowtap replay show {run_id} --config {config_path}")
+    return subprocess.run([sys.executable, "-m", "proxy.cli", "replay", "show", run_id,
+                           "--config", str(config_path)]).returncode == 0
+
+
+def _quoted(argument: str) -> str:
+    return f'"{argument}"' if " " in argument else argument
+
+
 def _print_shadows(store) -> None:
     rows = list(store.db.query(
         "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
@@ -246,4 +286,5 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap captures export --store {store_path} -o captures.jsonl")
     console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
     console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses [gate]")
+    console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")

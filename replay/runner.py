@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import re
 import secrets
 import time
@@ -72,6 +73,9 @@ def create_run(store: ReplayStore, *, selection: dict, target: ReplayTarget, k: 
 
 async def load_litellm():
     """Import litellm (seconds), quiet it, and pay its first-call cost on a mocked call."""
+    # Without this litellm fetches its price map from GitHub at import, retrying for ~20s when offline;
+    # shadowtap prices calls from the packaged table anyway (as the shadow worker does).
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True
