@@ -164,30 +164,43 @@ def comma_list(convert):
     return parse
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python bench/proxy_overhead.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=comma_list(int), default=[1, 8, 32],
-                        help="connections (workers) per cell, comma-separated (default 1,8,32)")
+def add_cell_arguments(parser: argparse.ArgumentParser, *, concurrency: list[int], rounds: int,
+                       workdir_help: str) -> None:
+    """The options every side-by-side benchmark shares: cells, rounds, warm-up, output."""
+    parser.add_argument("--concurrency", type=comma_list(int), default=concurrency,
+                        help="connections (workers) per cell, comma-separated "
+                             f"(default {','.join(map(str, concurrency))})")
     parser.add_argument("--requests", type=int, help="measured requests per side per cell (default 2000)")
-    parser.add_argument("--rounds", type=int, help="alternating phases per side per cell (default 4)")
+    parser.add_argument("--rounds", type=int, help=f"alternating phases per side per cell (default {rounds})")
     parser.add_argument("--warmup", type=int, help="unmeasured requests per side per cell (default 200)")
     parser.add_argument("--modes", type=comma_list(str), default=list(MODES),
                         help="json, stream or both (default json,stream)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 300 requests in 2 rounds after 50 warm-up, unless given")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of markdown")
-    parser.add_argument("--workdir", type=Path, help="keep the store, config and logs here (default: a temp dir)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--workdir", type=Path, help=workdir_help)
+
+
+def resolve_cell_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, *, rounds: int,
+                           min_warmup: int) -> argparse.Namespace:
+    """Fill the defaults (smaller under --quick) and refuse impossible values."""
     quick = args.quick
     args.requests = args.requests or (300 if quick else 2000)
-    args.rounds = args.rounds or (2 if quick else 4)
+    args.rounds = args.rounds or (2 if quick else rounds)
     args.warmup = args.warmup if args.warmup is not None else (50 if quick else 200)
     unknown = sorted(set(args.modes) - set(MODES))
     if unknown:
         parser.error(f"--modes: unknown {', '.join(unknown)} (expected json, stream or both)")
-    if min(args.concurrency, default=0) < 1 or args.requests < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--concurrency, --requests and --rounds must be at least 1, --warmup at least 0")
+    if min(args.concurrency, default=0) < 1 or args.requests < 1 or args.rounds < 1 or args.warmup < min_warmup:
+        parser.error(f"--concurrency, --requests and --rounds must be at least 1, --warmup at least {min_warmup}")
     return args
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python bench/proxy_overhead.py", description=__doc__.splitlines()[0])
+    add_cell_arguments(parser, concurrency=[1, 8, 32], rounds=4,
+                       workdir_help="keep the store, config and logs here (default: a temp dir)")
+    return resolve_cell_arguments(parser, parser.parse_args(argv), rounds=4, min_warmup=0)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict:

@@ -56,7 +56,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` (and `proxy`) imp
 from bench.load import (BenchError, Phase, chat_request_body, fetch, open_session, percentile,  # noqa: E402
                         run_phase, split_evenly)
 from bench.local_stack import CpuTimes, cpu_times  # noqa: E402
-from bench.proxy_overhead import comma_list, run_async  # noqa: E402
+from bench.proxy_overhead import add_cell_arguments, resolve_cell_arguments, run_async  # noqa: E402
 from bench.report import machine_info  # noqa: E402
 from bench.shadow_report import markdown_report, valid  # noqa: E402
 from bench.shadow_stack import (CANDIDATE_MODELS, CANDIDATE_TIMEOUT_S, ProxyProcess, Simulator,  # noqa: E402
@@ -244,29 +244,11 @@ def summarise(mode: str, concurrency: int, sides: dict[str, Side], cpu: dict[str
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python bench/shadow_overhead.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=comma_list(int), default=[1, 8],
-                        help="connections (workers) per cell, comma-separated (default 1,8)")
-    parser.add_argument("--requests", type=int, help="measured requests per side per cell (default 2000)")
-    parser.add_argument("--rounds", type=int, help="alternating phases per side per cell (default 6)")
-    parser.add_argument("--warmup", type=int, help="unmeasured requests per side per cell (default 200)")
-    parser.add_argument("--modes", type=comma_list(str), default=list(MODES),
-                        help="json, stream or both (default json,stream)")
+    add_cell_arguments(parser, concurrency=[1, 8], rounds=6,
+                       workdir_help="keep the stores, configs and logs here (default: a temp dir)")
     parser.add_argument("--primary-latency-ms", type=int, default=0,
                         help="the primary simulator's delay before each answer (default 0: as fast as it can)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 300 requests in 2 rounds after 50 warm-up, unless given")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of markdown")
-    parser.add_argument("--workdir", type=Path, help="keep the stores, configs and logs here (default: a temp dir)")
-    args = parser.parse_args(argv)
-    quick = args.quick
-    args.requests = args.requests or (300 if quick else 2000)
-    args.rounds = args.rounds or (2 if quick else 6)
-    args.warmup = args.warmup if args.warmup is not None else (50 if quick else 200)
-    unknown = sorted(set(args.modes) - set(MODES))
-    if unknown:
-        parser.error(f"--modes: unknown {', '.join(unknown)} (expected json, stream or both)")
-    if min(args.concurrency, default=0) < 1 or args.requests < 1 or args.rounds < 1 or args.warmup < 1:
-        parser.error("--concurrency, --requests, --rounds and --warmup must be at least 1")
+    args = resolve_cell_arguments(parser, parser.parse_args(argv), rounds=6, min_warmup=1)
     if args.primary_latency_ms < 0:
         parser.error("--primary-latency-ms must be at least 0")
     return args

@@ -38,3 +38,23 @@ def raw_exchange(*, path: str = "/v1/chat/completions", request: dict | bytes | 
 def row_builder(*, redactor: Redactor | None = None) -> CaptureRowBuilder:
     return CaptureRowBuilder(redactor=redactor or Redactor(), prices=PriceTable({}),
                              client_key_salt=b"test-salt", max_body_bytes=1 << 20)
+
+
+def capture_from_upstream(store_path, base_url: str, requests: list[dict]) -> list[str]:
+    """Send each chat request to a real upstream and store the exchange as the proxy would;
+    return the exchange ids in order."""
+    import httpx
+
+    from proxy.store import CaptureStore
+
+    store = CaptureStore.open(store_path)
+    builder = row_builder()
+    rows = []
+    with httpx.Client() as client:
+        for index, request in enumerate(requests):
+            response = client.post(f"{base_url}/chat/completions", json=request).json()
+            rows.append(builder.build(raw_exchange(request=request, response=response,
+                                                   started_at=1_700_000_000 + index)))
+    store.insert_exchanges(rows)
+    store.close()
+    return [row["id"] for row in rows]

@@ -11,7 +11,7 @@ from proxy.cli import cli
 from proxy.store import CaptureStore
 from proxy.store.replay_store import ReplayStore
 from replay.perturb import perturbations
-from tests.factories import raw_exchange, row_builder
+from tests.factories import capture_from_upstream
 from tests.fake_candidates import FakeCandidate
 from tests.servers import simulator  # noqa: F401  (fixture)
 
@@ -28,16 +28,7 @@ def chat(i: int) -> dict:
 
 
 def capture(store_path, base_url: str, count: int) -> list[str]:
-    store = CaptureStore.open(store_path)
-    builder = row_builder()
-    rows = []
-    with httpx.Client() as client:
-        for i in range(count):
-            response = client.post(f"{base_url}/chat/completions", json=chat(i)).json()
-            rows.append(builder.build(raw_exchange(request=chat(i), response=response, started_at=1_700_000_000 + i)))
-    store.insert_exchanges(rows)
-    store.close()
-    return [row["id"] for row in rows]
+    return capture_from_upstream(store_path, base_url, [chat(i) for i in range(count)])
 
 
 class CaseInsensitiveEcho(FakeCandidate):

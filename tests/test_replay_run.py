@@ -17,7 +17,7 @@ from proxy.cli import cli
 from proxy.store import CaptureStore
 from proxy.store.replay_store import ReplayStore
 from replay.passing import pass_at_k
-from tests.factories import raw_exchange, row_builder
+from tests.factories import capture_from_upstream
 from tests.servers import simulator, start_simulator  # noqa: F401  (fixture)
 from proxy.local_processes import stop_process
 
@@ -33,17 +33,7 @@ def chat(i: int) -> dict:
 
 
 def capture(store_path, base_url: str, count: int) -> list[str]:
-    """Send `count` requests to the simulator and store each exchange as the proxy would."""
-    store = CaptureStore.open(store_path)
-    builder = row_builder()
-    rows = []
-    with httpx.Client() as client:
-        for i in range(count):
-            response = client.post(f"{base_url}/chat/completions", json=chat(i)).json()
-            rows.append(builder.build(raw_exchange(request=chat(i), response=response, started_at=1_700_000_000 + i)))
-    store.insert_exchanges(rows)
-    store.close()
-    return [row["id"] for row in rows]
+    return capture_from_upstream(store_path, base_url, [chat(i) for i in range(count)])
 
 
 def replay(*args: str) -> str:
