@@ -25,6 +25,11 @@ SCORE_COLUMNS = [
     "error", "scored_at", "duration_ms",
 ]
 
+FEEDBACK_COLUMNS = [
+    "id", "exchange_id", "outcome", "edit_minutes", "edit_distance", "edit_ratio", "reviewer", "label",
+    "comment", "source", "at", "received_at", "fingerprint",
+]
+
 
 def test_migrating_an_empty_database_creates_the_documented_tables(tmp_path):
     store = CaptureStore.open(tmp_path / "s.db")
@@ -33,6 +38,7 @@ def test_migrating_an_empty_database_creates_the_documented_tables(tmp_path):
     assert [c.name for c in store.db["store_meta"].columns] == ["key", "value"]
     assert [c.name for c in store.db["shadows"].columns] == SHADOW_COLUMNS
     assert [c.name for c in store.db["scores"].columns] == SCORE_COLUMNS
+    assert [c.name for c in store.db["feedback"].columns] == FEEDBACK_COLUMNS
     created = {tuple(index.columns) for index in store.db["scores"].indexes if index.origin == "c"}
     assert created == {("exchange_id",), ("evaluator", "source")}
 

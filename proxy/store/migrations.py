@@ -175,3 +175,31 @@ def m005_replay(db: Database) -> None:
         not_null={"run_id", "exchange_id", "repetition", "outcome"},
     )
     db["replay_results"].create_index(["run_id", "exchange_id"])
+
+
+@migrations()
+def m006_feedback(db: Database) -> None:
+    # What really happened to a captured answer, told by the app or a reviewer (POST
+    # /shadowtap/feedback or `shadowtap feedback import`). One row per feedback id; posting the
+    # same id again with the same content changes nothing.
+    db["feedback"].create(
+        {
+            "id": str,                  # client-supplied feedback id, or "fb_" + a hash of the content
+            "exchange_id": str,         # a captured exchange (x-shadowtap-exchange-id); never unknown
+            "outcome": str,             # accepted | edited | escalated | rejected | policy_violation
+            "edit_minutes": float,      # human effort spent correcting the answer, when given
+            "edit_distance": int,       # Levenshtein distance, captured answer -> edited text, when given
+            "edit_ratio": float,        # edit_distance / max(len(answer), len(edited)), in [0, 1]
+            "reviewer": str,            # who judged it (free id); NULL when the app reported it
+            "label": str,               # free label, e.g. a review category
+            "comment": str,             # redacted like captured text
+            "source": str,              # api | import
+            "at": str,                  # ISO 8601 UTC, when the outcome happened (default: received_at)
+            "received_at": str,         # ISO 8601 UTC, when shadowtap stored it
+            "fingerprint": str,         # hash of the content, to tell a replay from a conflicting reuse of the id
+        },
+        pk="id",
+        not_null={"exchange_id", "outcome", "source", "at", "received_at", "fingerprint"},
+    )
+    db["feedback"].create_index(["exchange_id"])
+    db["feedback"].create_index(["at"])
