@@ -1,7 +1,8 @@
 """`shadowtap replay run|resume|show`: re-run captured traffic against a target and report what differs.
 
-Exit codes: 0 done; 1 a run or exchange was not found, or the store could not be written;
-2 usage or config error (including --target primary without --allow-primary).
+Exit codes: 0 done (also when a run stops at its budget: its status says over_budget); 1 a run or
+exchange was not found, or the store could not be written; 2 usage or config error (including
+--target primary without --allow-primary, and resuming an over-budget run without a higher budget).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ _config_option = click.option("--config", "config_path", default=None, type=clic
                               help="Config file: targets, redaction, contexts, and the store unless --store is given.")
 _store_option = click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False),
                              help="Capture store (default: [store] path from --config, else shadowtap.db).")
+_concurrency_option = click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256),
+                                   help="Model calls in flight at once.")
+_rate_option = click.option("--rate", default=None, type=click.FloatRange(min=0, min_open=True), metavar="N",
+                            help="At most N model calls started per second, evenly spaced, across all of "
+                                 "--concurrency (default: no limit).")
 
 
 @click.group("replay")
@@ -44,8 +50,19 @@ def _run_options(function):
                      help="Pass criterion: contract, or EVALUATOR>=THRESHOLD (agreement compares with the "
                           "captured answer)."),
         click.option("--perturb", is_flag=True, help="Also replay deterministic perturbations of each request."),
-        click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256)),
-        click.option("--budget-usd", default=None, type=float, help="Start no new call once this much is spent."),
+        click.option("--paraphrase-model", default=None, metavar="LITELLM_MODEL",
+                     help="Also replay paraphrases of each request's last user message, written by this model "
+                          "(temperature 0, a seed; asked once per exchange and paraphrase)."),
+        click.option("--paraphrase-api-base", default=None, metavar="URL",
+                     help="OpenAI-compatible base URL of the paraphrase model."),
+        click.option("--paraphrase-api-key-env", default=None, metavar="VAR",
+                     help="Env var holding the paraphrase model's key (never the target's or a client's)."),
+        click.option("--paraphrases", default=None, type=click.IntRange(1, 20), metavar="N",
+                     help="Paraphrases per exchange (default 1 with --paraphrase-model)."),
+        _concurrency_option,
+        _rate_option,
+        click.option("--budget-usd", default=None, type=float,
+                     help="Start no new call (replay or paraphrase) once this much is spent."),
         click.option("--timeout-s", default=None, type=float, help="Total deadline per call (default 60)."),
         click.option("--id", "exchange_ids", multiple=True, metavar="ID", help="Only these exchanges. Repeatable."),
         click.option("--since", metavar="TIME", help="Exchanges at or after this time (ISO, or an age like 2h)."),
@@ -71,8 +88,9 @@ def _run_options(function):
 @replay_group.command("run")
 @_run_options
 def run_command(config_path, store_path, target, allow_primary, api_base, api_key_env, system_prompt, params, k,
-                criterion, perturb, concurrency, budget_usd, timeout_s, exchange_ids, since, until, endpoint, model,
-                status, tags, flags, wheres, sample, run_id, dry_run) -> None:
+                criterion, perturb, paraphrase_model, paraphrase_api_base, paraphrase_api_key_env, paraphrases,
+                concurrency, rate, budget_usd, timeout_s, exchange_ids, since, until, endpoint, model, status, tags,
+                flags, wheres, sample, run_id, dry_run) -> None:
     """Replay the selected exchanges against a target; prints the run id first."""
     from proxy.store.replay_store import ExchangeQuery, ReplayStore
     from replay import selection as sel
@@ -83,7 +101,7 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
     store = _open(config, store_path)
     replay_store = ReplayStore(store)
     if run_id:
-        _resume(config, config_path, replay_store, run_id, concurrency, budget_usd)
+        _resume(config, config_path, replay_store, run_id, concurrency, budget_usd, rate)
         return
     if not target:
         fail_usage("replay run needs --target (primary, candidate:NAME or model:LITELLM_MODEL_STRING)")
@@ -91,6 +109,8 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
         resolved = resolve_target(target, config, allow_primary=allow_primary, api_base=api_base,
                                   api_key_env=api_key_env, system_prompt=system_prompt,
                                   params=dict(parse_param(p) for p in params), timeout_s=timeout_s)
+        paraphrase = _paraphrase_settings(config, paraphrase_model, paraphrase_api_base, paraphrase_api_key_env,
+                                          paraphrases, timeout_s)
         query = ExchangeQuery(ids=tuple(exchange_ids), since=parse_time(since, "--since"),
                               until=parse_time(until, "--until"), endpoint=endpoint, model=model, status=status,
                               tags=tuple(sel.parse_tag(t) for t in tags), flags=tuple(sel.parse_flag(f) for f in flags),
@@ -106,8 +126,10 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
         estimate = sel.estimate_cost(rows, lambda row: resolved.model_for({"model": row["model"]}), k,
                                      PriceTable.from_litellm_package())
         calls = len(rows) * k
+        extras = [what for what, wanted in (("perturbations", perturb), (f"{paraphrase.count} paraphrase(s) each, "
+                  f"written by {paraphrase.writer.model}" if paraphrase else "", paraphrase)) if wanted]
         click.echo(f"would replay {len(rows)} exchanges x {k} = {calls} calls against "
-                   f"{resolved.kind}:{resolved.name}" + (" (plus perturbations)" if perturb else ""))
+                   f"{resolved.kind}:{resolved.name}" + (f" (plus {' and '.join(extras)})" if extras else ""))
         if rows:
             click.echo("first ids: " + ", ".join(row["id"] for row in rows[:5]))
         click.echo(f"estimated cost: ${estimate.usd:.4f}"
@@ -118,27 +140,33 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
         sys.exit(1)
     from replay.runner import create_run
 
-    recorded = {**selection.to_json(), "exchange_ids": [row["id"] for row in rows], "perturb": perturb}
+    recorded = {**selection.to_json(), "exchange_ids": [row["id"] for row in rows], "perturb": perturb,
+                "paraphrase": paraphrase.to_json() if paraphrase else None, "budget_usd": budget_usd}
     new_id = create_run(replay_store, selection=recorded, target=resolved, k=k, criterion=pass_criterion.text,
                         config=config)
     click.echo(new_id)
     sys.stdout.flush()
-    _execute(config, replay_store, new_id, pass_criterion, resolved, k, concurrency, budget_usd, perturb,
-             recorded["exchange_ids"])
+    _execute(config, replay_store, new_id, pass_criterion, resolved, k, concurrency, budget_usd, rate, perturb,
+             paraphrase, recorded["exchange_ids"])
 
 
 @replay_group.command("resume")
 @_config_option
 @_store_option
 @click.argument("run_id", metavar="RUN")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
-@click.option("--budget-usd", default=None, type=float, help="Start no new call once this much is spent in total.")
-def resume_command(config_path, store_path, run_id, concurrency, budget_usd) -> None:
-    """Finish a run that was interrupted: only results not yet stored are replayed."""
+@_concurrency_option
+@_rate_option
+@click.option("--budget-usd", default=None, type=float,
+              help="Start no new call once the run has spent this much in total (default: the run's own budget).")
+def resume_command(config_path, store_path, run_id, concurrency, rate, budget_usd) -> None:
+    """Finish a run that was interrupted: only results not yet stored are replayed.
+
+    A run stopped at its budget is resumed only with a higher --budget-usd.
+    """
     from proxy.store.replay_store import ReplayStore
 
     config = load_config_or_exit(config_path)
-    _resume(config, config_path, ReplayStore(_open(config, store_path)), run_id, concurrency, budget_usd)
+    _resume(config, config_path, ReplayStore(_open(config, store_path)), run_id, concurrency, budget_usd, rate)
 
 
 @replay_group.command("show")
@@ -147,7 +175,9 @@ def resume_command(config_path, store_path, run_id, concurrency, budget_usd) -> 
 @click.argument("run_id", metavar="RUN")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's figures and diffs as one JSON object.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print Markdown tables.")
-def show_command(config_path, store_path, run_id, as_json, as_markdown) -> None:
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a self-contained HTML page (word-level diffs, no script, nothing fetched) to FILE.")
+def show_command(config_path, store_path, run_id, as_json, as_markdown, html_path) -> None:
     """Per-exchange diffs against the captured answers, pass@k and consistency, and the overall figures."""
     from proxy.store.replay_store import ReplayStore
     from replay.show import render_markdown, render_text, run_summary
@@ -161,6 +191,8 @@ def show_command(config_path, store_path, run_id, as_json, as_markdown) -> None:
         click.echo(f"shadowtap: no replay run {run_id!r}", err=True)
         sys.exit(1)
     summary = run_summary(replay_store, run)
+    if html_path:
+        _write_html(summary, html_path)
     if as_json:
         click.echo(orjson.dumps(summary).decode())
     elif as_markdown:
@@ -212,7 +244,8 @@ def import_command(config_path, store_path, bundle) -> None:
     click.echo(f"imported {bundle}: " + ", ".join(f"{count} {table}" for table, count in counts.items()), err=True)
 
 
-def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd) -> None:
+def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd, rate) -> None:
+    from replay.paraphrase import ParaphraseSettings
     from replay.passing import PassCriterion
     from replay.targets import ReplayTarget
 
@@ -224,25 +257,63 @@ def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd) 
         criterion = PassCriterion.parse(run["pass_criterion"], config, config_dir=_config_dir(config_path))
     except ConfigError as exc:
         fail_usage(str(exc))
+    selection = run["selection"]
+    budget_usd = budget_usd if budget_usd is not None else selection.get("budget_usd")
+    spent = replay_store.spent_usd(run["id"])
+    if run["status"] == "over_budget" and budget_usd is not None and spent >= budget_usd:
+        fail_usage(f"replay run {run['id']} stopped at its budget: ${spent:.4f} spent of ${budget_usd:.4f}; "
+                   "pass a higher --budget-usd to continue it")
     click.echo(run["id"])
     sys.stdout.flush()
     _execute(config, replay_store, run["id"], criterion, ReplayTarget.from_json(run["target"]), run["k"],
-             concurrency, budget_usd, bool(run["selection"].get("perturb")), run["selection"]["exchange_ids"])
+             concurrency, budget_usd, rate, bool(selection.get("perturb")),
+             ParaphraseSettings.from_json(selection.get("paraphrase")), selection["exchange_ids"])
 
 
-def _execute(config, replay_store, run_id, criterion, target, k, concurrency, budget_usd, perturb, exchange_ids):
+def _execute(config, replay_store, run_id, criterion, target, k, concurrency, budget_usd, rate, perturb, paraphrase,
+             exchange_ids):
     from replay.runner import ReplayRunner
 
     runner = ReplayRunner(replay_store, config, target, criterion, k=k, concurrency=concurrency,
-                          budget_usd=budget_usd, perturb=perturb)
+                          budget_usd=budget_usd, rate=rate, perturb=perturb, paraphrase=paraphrase)
     try:
         summary = asyncio.run(runner.run(run_id, exchange_ids))
     except StoreError as exc:
         click.echo(f"shadowtap: {exc}", err=True)
         sys.exit(1)
+    if summary.status == "over_budget":
+        click.echo(f"run {run_id} stopped at its budget: ${summary.spent_usd:.4f} spent of ${budget_usd:.4f}; "
+                   f"results so far are kept; `shadowtap replay resume {run_id} --budget-usd MORE` continues it",
+                   err=True)
     click.echo(f"run {run_id}: {summary.status}; {summary.written} results written, "
                f"{summary.already_done} already stored; spent ${summary.spent_usd:.4f}; "
                f"see `shadowtap replay show {run_id}`", err=True)
+
+
+def _paraphrase_settings(config, model, api_base, api_key_env, count, timeout_s):
+    """ParaphraseSettings for --paraphrase-model, resolved like a `model:` target (its own base and key)."""
+    from replay.paraphrase import ParaphraseSettings
+    from replay.targets import resolve_target
+
+    if not model:
+        extra = [name for name, value in (("--paraphrase-api-base", api_base),
+                                          ("--paraphrase-api-key-env", api_key_env), ("--paraphrases", count)) if value]
+        if extra:
+            fail_usage(f"{', '.join(extra)} without --paraphrase-model: name the model that writes the paraphrases")
+        return None
+    writer = resolve_target(f"model:{model.removeprefix('model:')}", config, api_base=api_base, api_key_env=api_key_env,
+                            timeout_s=timeout_s)
+    return ParaphraseSettings(writer, count or 1)
+
+
+def _write_html(summary: dict, html_path: str) -> None:
+    from replay.render_html import render_html
+
+    try:
+        Path(html_path).write_text(render_html(summary), encoding="utf-8")
+    except OSError as exc:
+        fail_usage(f"--html: cannot write {html_path!r}: {exc.strerror or exc}")
+    click.echo(f"wrote {html_path}", err=True)
 
 
 def _open(config, store_path):

@@ -18,15 +18,11 @@ from evaluators.base import Answer, EvalItem, NotApplicable, Score
 from evaluators.contexts import extract_contexts
 from evaluators.items import parse_request, primary_answer
 from proxy.config import ShadowtapConfig
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, CriterionError
 
 REPLAY_SOURCE = "replay"
 DEFAULT_CRITERION = "agreement>=0.8"
 _THRESHOLD = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(>=|>)\s*(\d+(?:\.\d+)?)\s*$")
-
-
-class CriterionError(ConfigError):
-    """A --pass value cannot be understood or its evaluator cannot be built."""
 
 
 @dataclass(frozen=True)

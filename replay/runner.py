@@ -2,7 +2,9 @@
 
 Resumable: a result's id is `run:exchange:repetition[:perturbation]` and results are committed in
 small batches, so a killed run loses at most one batch plus the calls in flight, and resuming
-skips every stored id. Tool calls in answers are recorded, never executed.
+skips every stored id. Tool calls in answers are recorded, never executed. Every model call (a
+replay, or writing a paraphrase) waits for the run's rate limit, if any, then for a concurrency slot's
+call; the budget counts both.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from evaluators.contexts import extract_contexts
 from evaluators.items import parse_request
 from proxy.capture.redaction import Redactor
 from proxy.config import ShadowtapConfig
-from proxy.shadow.calls import CallResult, call_chat
-from proxy.store.replay_store import ReplayStore
+from proxy.shadow.calls import CallResult, call_chat, configure_litellm
+from proxy.store.replay_store import PARAPHRASE_WRITER_REPETITION, ReplayStore
+from replay.paraphrase import (ParaphraseSettings, cleaned, last_user_text, paraphrase_name,
+                               paraphrase_number, with_paraphrase, writing_request)
 from replay.passing import REPLAY_SOURCE, PassCriterion
+from replay.rate import TokenBucket
 from replay.targets import ReplayTarget
 
 log = logging.getLogger("shadowtap.replay")
@@ -78,8 +83,7 @@ async def load_litellm():
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
+    configure_litellm(litellm)  # quiet, and a target that answers with a redirect is an error, not followed
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     try:
         await litellm.acompletion(model="openai/warm-up", messages=[{"role": "user", "content": "warm-up"}],
@@ -100,20 +104,26 @@ class RunSummary:
 @dataclass(frozen=True)
 class _Work:
     exchange: dict
-    request: dict | None
+    request: dict | None         # for a paraphrase, the captured request until its rewrite is known
     repetition: int
     perturbation: str | None
     id: str
+    paraphrase: int | None = None  # n of perturbation "paraphrase-n"
 
 
 class ReplayRunner:
     def __init__(self, store: ReplayStore, config: ShadowtapConfig, target: ReplayTarget, criterion: PassCriterion,
                  *, k: int = 1, concurrency: int = 4, budget_usd: float | None = None, perturb: bool = False,
-                 batch_size: int = 10, flush_interval_s: float = 1.0, litellm=None, prices=None) -> None:
+                 paraphrase: ParaphraseSettings | None = None, rate: float | None = None,
+                 rate_limiter: TokenBucket | None = None, batch_size: int = 10, flush_interval_s: float = 1.0,
+                 litellm=None, prices=None) -> None:
         from proxy.capture.pricing import PriceTable
 
         self.store, self.config, self.target, self.criterion = store, config, target, criterion
         self.k, self.concurrency, self.budget_usd, self.perturb = k, concurrency, budget_usd, perturb
+        self.paraphrase = paraphrase
+        self.rate_limiter = rate_limiter or (TokenBucket(rate) if rate else None)
+        self._paraphrases: dict[tuple[str, str], asyncio.Future] = {}   # (exchange, "paraphrase-n") -> writer row
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.litellm = litellm
         self.prices = prices if prices is not None else PriceTable.from_litellm_package()
@@ -130,16 +140,17 @@ class ReplayRunner:
         done = self.store.done_result_ids(run_id)
         summary.already_done = len(done)
         summary.spent_usd = self.store.spent_usd(run_id)
+        self._paraphrases = {}
+        for row in self.store.paraphrase_rows(run_id):   # written before an interruption: never asked again
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(row)
+            self._paraphrases[(row["exchange_id"], row["perturbation"])] = future
         if self.litellm is None:
             self.litellm = await load_litellm()
         slots = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task] = set()
 
-        async def one(work: _Work) -> None:
-            try:
-                row = await self._replay(run_id, work)
-            finally:
-                slots.release()
+        def keep(row: dict) -> None:
             summary.spent_usd += row.get("cost_usd") or 0.0
             summary.written += 1
             self._buffer.append(row)
@@ -147,6 +158,18 @@ class ReplayRunner:
                 on_result(row)
             if len(self._buffer) >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_interval_s:
                 self._flush()
+
+        async def one(work: _Work) -> None:
+            try:
+                if work.paraphrase is not None:
+                    text, why_not = await self._paraphrased(run_id, work, keep)
+                    if text is None:
+                        keep({**self._row(run_id, work), "outcome": "skipped", "error": why_not})
+                        return
+                    work = dataclasses.replace(work, request=with_paraphrase(work.request, text))
+                keep(await self._replay(run_id, work))
+            finally:
+                slots.release()
 
         try:
             for work in self._work(run_id, exchange_ids, done):
@@ -178,11 +201,14 @@ class ReplayRunner:
                 variants: list[tuple[str | None, dict | None]] = [(None, request)]
                 if self.perturb and request is not None:
                     variants += self._perturbations(exchange, request)
+                if self.paraphrase and _replayable(exchange, request) and last_user_text(request) is not None:
+                    variants += [(paraphrase_name(n), request) for n in range(1, self.paraphrase.count + 1)]
                 for perturbation, body in variants:
                     for repetition in range(self.k):
                         work_id = result_id(run_id, exchange["id"], repetition, perturbation)
                         if work_id not in done:
-                            yield _Work(exchange, body, repetition, perturbation, work_id)
+                            yield _Work(exchange, body, repetition, perturbation, work_id,
+                                        paraphrase_number(perturbation))
 
     def _perturbations(self, exchange: dict, request: dict) -> list[tuple[str, dict]]:
         from replay.perturb import perturbations
@@ -193,43 +219,93 @@ class ReplayRunner:
 
     async def _replay(self, run_id: str, work: _Work) -> dict:
         exchange, request = work.exchange, work.request
-        row = {"id": work.id, "run_id": run_id, "exchange_id": exchange["id"], "repetition": work.repetition,
-               "perturbation": work.perturbation, "started_at": now_iso()}
-        if request is None or exchange.get("endpoint") not in REPLAYABLE_ENDPOINTS:
+        row = self._row(run_id, work)
+        if not _replayable(exchange, request):
             why = "request was not captured as JSON" if request is None else \
                 f"endpoint {exchange.get('endpoint')!r} is not replayable (only {', '.join(REPLAYABLE_ENDPOINTS)})"
             return {**row, "outcome": "skipped", "error": why}
-        target = self.target.call_target(request)
-        result: CallResult = await call_chat(self.litellm, request, target, stream=request.get("stream") is True)
-        usage = result.usage or {}
-        text, tool_calls = result.text, result.tool_calls
-        if self.redactor.enabled:   # captured answers are redacted; compare like with like
-            text = self.redactor.redact_text(text) if text else text
-            tool_calls = self.redactor.redact_json(tool_calls) if tool_calls else tool_calls
-        row.update({
-            "outcome": result.outcome, "latency_ms": result.latency_ms, "response_text": text,
-            "response_tool_calls": orjson.dumps(tool_calls).decode() if tool_calls else None,
-            "finish_reason": result.finish_reason, "prompt_tokens": usage.get("prompt_tokens"),
-            "completion_tokens": usage.get("completion_tokens"), "total_tokens": usage.get("total_tokens"),
-            "cost_usd": self.prices.cost_usd(target.model, usage.get("prompt_tokens"), usage.get("completion_tokens")),
-            "error": f"{result.error_class}: {result.error_message}" if result.error_class else None,
-        })
+        result = await self._call(request, self.target.call_target(request))
+        row.update(self._call_columns(result, self.target.model_for(request)))
         if result.outcome != "ok":
             return row
+        text = row["response_text"]
+        tool_calls = orjson.loads(row["response_tool_calls"]) if row["response_tool_calls"] else None
         answer = Answer(source=REPLAY_SOURCE, text=text, tool_calls=tool_calls, finish_reason=result.finish_reason,
-                        latency_ms=result.latency_ms, prompt_tokens=usage.get("prompt_tokens"),
-                        completion_tokens=usage.get("completion_tokens"), cost_usd=row["cost_usd"])
+                        latency_ms=result.latency_ms, prompt_tokens=row["prompt_tokens"],
+                        completion_tokens=row["completion_tokens"], cost_usd=row["cost_usd"])
         verdict = await self.criterion.judge(exchange, request, answer, self.config.contexts)
         row["passed"] = None if verdict.passed is None else int(verdict.passed)
         row["pass_value"] = verdict.value
         row["diff"] = orjson.dumps(answer_diff(exchange, text, tool_calls)).decode()
         return row
 
+    async def _paraphrased(self, run_id: str, work: _Work, keep: Callable[[dict], None]) -> tuple[str | None, str]:
+        """(paraphrase text, None) or (None, why there is none); one writer call per exchange and paraphrase."""
+        key = (work.exchange["id"], work.perturbation)
+        if key not in self._paraphrases:
+            self._paraphrases[key] = asyncio.ensure_future(self._write_paraphrase(run_id, work, keep))
+        return _paraphrase_outcome(await asyncio.shield(self._paraphrases[key]), last_user_text(work.request))
+
+    async def _write_paraphrase(self, run_id: str, work: _Work, keep: Callable[[dict], None]) -> dict:
+        writer, source = self.paraphrase.writer, last_user_text(work.request)
+        row = self._row(run_id, dataclasses.replace(work, repetition=PARAPHRASE_WRITER_REPETITION, id=result_id(
+            run_id, work.exchange["id"], PARAPHRASE_WRITER_REPETITION, work.perturbation)))
+        # The writer's own target: its api_base and key env var, never the replay target's or a client's key.
+        result = await self._call(writing_request(source, work.paraphrase, self.paraphrase.count),
+                                  writer.call_target(None))
+        row.update(self._call_columns(result, writer.model))
+        row["response_text"] = cleaned(row["response_text"]) if result.outcome == "ok" else None
+        keep(row)
+        return row
+
+    async def _call(self, request: dict, target) -> CallResult:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        return await call_chat(self.litellm, request, target, stream=request.get("stream") is True)
+
+    def _call_columns(self, result: CallResult, model: str) -> dict:
+        """The stored columns of one model call; answers redacted, since captured answers are."""
+        usage = result.usage or {}
+        text = result.text
+        if text and self.redactor.enabled:
+            text = self.redactor.redact_text(text)
+        tool_calls = result.tool_calls
+        if tool_calls and self.redactor.enabled:
+            tool_calls = self.redactor.redact_json(tool_calls)
+        return {
+            "outcome": result.outcome, "latency_ms": result.latency_ms, "response_text": text,
+            "response_tool_calls": orjson.dumps(tool_calls).decode() if tool_calls else None,
+            "finish_reason": result.finish_reason, "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"), "total_tokens": usage.get("total_tokens"),
+            "cost_usd": self.prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            "error": f"{result.error_class}: {result.error_message}" if result.error_class else None,
+        }
+
+    @staticmethod
+    def _row(run_id: str, work: _Work) -> dict:
+        return {"id": work.id, "run_id": run_id, "exchange_id": work.exchange["id"], "repetition": work.repetition,
+                "perturbation": work.perturbation, "started_at": now_iso()}
+
     def _flush(self) -> None:
         if self._buffer:
             rows, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
             self.store.write_results(rows)
+
+
+def _replayable(exchange: dict, request: dict | None) -> bool:
+    return request is not None and exchange.get("endpoint") in REPLAYABLE_ENDPOINTS
+
+
+def _paraphrase_outcome(row: dict, source: str | None) -> tuple[str | None, str | None]:
+    """(text, None) from a paraphrase-writer row, or (None, why there is nothing to replay)."""
+    if row["outcome"] != "ok":
+        return None, f"the paraphrase could not be written: {row['error'] or row['outcome']}"
+    if not row["response_text"]:
+        return None, "the paraphrase writer answered with no text"
+    if row["response_text"] == source:
+        return None, "the paraphrase writer returned the message unchanged"
+    return row["response_text"], None
 
 
 def answer_diff(exchange: dict, text: str | None, tool_calls: list | None) -> dict:

@@ -7,14 +7,10 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
-from proxy.errors import ConfigError
+from proxy.errors import SelectionError
 from proxy.store.replay_store import COMPARISONS, FLAG_COLUMNS, ExchangeQuery, ReplayStore, ScoreCondition
 
 _WHERE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|==|<|>|=)\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
-class SelectionError(ConfigError):
-    """A selection option has a value that cannot be understood."""
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,64 @@
-"""The figures of a replay run (per exchange and overall) and their renderings: text, Markdown, JSON."""
+"""The figures of a replay run (per exchange and overall) and their renderings: text, Markdown, JSON.
+(The HTML page is replay/render_html.py, drawn from the same summary.)"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import orjson
+
+from evaluators.items import parse_request
 from proxy.store.replay_store import ReplayStore
+from replay.paraphrase import last_user_text
 from replay.passing import answer_consistency, outcome_consistency, pass_at_k
 
 _DIFF_LINES = 12
+_SHORT = 200
 
 
 def run_summary(store: ReplayStore, run: dict) -> dict:
     """{"run": ..., "overall": ..., "exchanges": [...]} for one run; perturbed results are summarised
-    as sensitivity (how often a perturbation changes the outcome or the answer)."""
+    as sensitivity (how often a perturbation changes the outcome or the answer). Each exchange also
+    carries what was asked and the captured answer, and each paraphrase the text the writer wrote."""
     k = run["k"]
     by_exchange: dict[str, dict[str | None, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in store.results(run["id"]):
         by_exchange[row["exchange_id"]][row["perturbation"]].append(row)
+    written = defaultdict(dict)
+    for row in store.paraphrase_rows(run["id"]):
+        written[row["exchange_id"]][row["perturbation"]] = {
+            "text": row["response_text"], "outcome": row["outcome"], "error": row["error"], "cost_usd": row["cost_usd"]}
+    exchange_ids = run["selection"].get("exchange_ids", [])
+    captured = {row["id"]: row for row in store.exchanges(exchange_ids)}
     exchanges = []
-    for exchange_id in run["selection"].get("exchange_ids", []):
+    for exchange_id in exchange_ids:
         variants = by_exchange.get(exchange_id, {})
-        figures = _figures(variants.get(None, []), k)
-        figures["exchange_id"] = exchange_id
+        figures = {"exchange_id": exchange_id, **_captured(captured.get(exchange_id)),
+                   **_figures(variants.get(None, []), k)}
         perturbed = {name: _figures(rows, k) for name, rows in variants.items() if name is not None}
+        for name, paraphrase in written.get(exchange_id, {}).items():
+            perturbed.setdefault(name, _figures([], k))["paraphrase"] = paraphrase
         if perturbed:
             figures["perturbations"] = perturbed
-            changed = [name for name, fig in perturbed.items()
+        # A perturbation with nothing replayed (a paraphrase that could not be written) measures nothing.
+        measured = {name: fig for name, fig in perturbed.items() if fig["results"] > fig["skipped"]}
+        if measured:
+            changed = [name for name, fig in measured.items()
                        if fig["majority_passed"] != figures["majority_passed"] or fig["answers"] != figures["answers"]]
-            figures["sensitivity"] = {"perturbations": len(perturbed), "changed": len(changed),
-                                      "share": len(changed) / len(perturbed), "changed_by": sorted(changed)}
+            figures["sensitivity"] = {"perturbations": len(measured), "changed": len(changed),
+                                      "share": len(changed) / len(measured), "changed_by": sorted(changed)}
         del figures["answers"]
         exchanges.append(figures)
     return {"run": _run_header(run), "overall": _overall(exchanges), "exchanges": exchanges}
+
+
+def _captured(exchange: dict | None) -> dict:
+    """What was asked (the last user message) and what the primary answered, as captured."""
+    if exchange is None:
+        return {}
+    calls = exchange.get("response_tool_calls")
+    return {"prompt": last_user_text(parse_request(exchange)),
+            "captured": {"text": exchange.get("response_text"), "tool_calls": orjson.loads(calls) if calls else None}}
 
 
 def _figures(rows: list[dict], k: int) -> dict:
@@ -52,6 +79,7 @@ def _figures(rows: list[dict], k: int) -> dict:
         "majority_passed": majority, "answers": sorted(set(answers)),
         "repetitions": [{"repetition": row["repetition"], "outcome": row["outcome"], "passed": row["passed"],
                          "pass_value": row["pass_value"], "latency_ms": row["latency_ms"], "error": row["error"],
+                         "response_text": row["response_text"], "response_tool_calls": row["response_tool_calls"],
                          "diff": row["diff"]} for row in rows],
     }
 
@@ -80,9 +108,31 @@ def _overall(exchanges: list[dict]) -> dict:
 
 
 def _run_header(run: dict) -> dict:
+    selection = run["selection"]
+    paraphrase = selection.get("paraphrase")
     return {"id": run["id"], "created_at": run["created_at"], "finished_at": run["finished_at"],
             "status": run["status"], "k": run["k"], "pass": run["pass_criterion"], "target": run["target"],
-            "selection": run["selection"].get("filters", {}), "sample": run["selection"].get("sample")}
+            "selection": selection.get("filters", {}), "sample": selection.get("sample"),
+            "perturb": bool(selection.get("perturb")), "budget_usd": selection.get("budget_usd"),
+            "paraphrase": {"model": paraphrase["writer"]["model"], "count": paraphrase["count"]} if paraphrase else None}
+
+
+def paraphrase_lines(figures: dict) -> list[str]:
+    """One line per paraphrase of an exchange: the text the writer wrote, shortened, or why there is none."""
+    lines = []
+    for name, fig in sorted((figures.get("perturbations") or {}).items()):
+        written = fig.get("paraphrase")
+        if written is None:
+            continue
+        text = " ⏎ ".join((written["text"] or "").splitlines())   # one line per paraphrase
+        if written["outcome"] != "ok" or not text:
+            lines.append(f"{name}: not written ({written['error'] or 'no text'})")
+            continue
+        line = f"{name}: {text if len(text) <= _SHORT else text[:_SHORT - 1] + '…'}"
+        if fig["results"] and fig["skipped"] == fig["results"]:
+            line += f"  (not replayed: {fig['repetitions'][0]['error']})"
+        lines.append(line)
+    return lines
 
 
 def _fmt(value) -> str:
@@ -116,7 +166,7 @@ def render_text(summary: dict) -> str:
         lines.append(f"{figures['exchange_id']:<34} {_fmt(figures['pass_at_k']):>7} "
                      f"{figures['passed']}/{figures['judged']:<5} {_fmt(figures['outcome_consistency']):>7} "
                      f"{figures['identical_to_original']}/{figures['answered']:<7}")
-        lines += [f"    {line}" for line in _diff_lines(figures)]
+        lines += [f"    {line}" for line in _diff_lines(figures) + paraphrase_lines(figures)]
     return "\n".join(lines)
 
 
@@ -135,10 +185,18 @@ def render_markdown(summary: dict) -> str:
         lines.append(f"| `{figures['exchange_id']}` | {_fmt(figures['pass_at_k'])} | "
                      f"{figures['passed']}/{figures['judged']} | {_fmt(figures['outcome_consistency'])} | "
                      f"{figures['identical_to_original']}/{figures['answered']} |")
-    differing = [(figures["exchange_id"], _diff_lines(figures)) for figures in summary["exchanges"]]
-    differing = [(exchange_id, diff) for exchange_id, diff in differing if diff]
-    if differing:
-        lines += ["", "### Differences from the captured answers", ""]
-        for exchange_id, diff in differing:
-            lines += [f"`{exchange_id}`", "", "```diff", *diff, "```", ""]
+    lines += _fenced_per_exchange(summary, "Differences from the captured answers", "diff", _diff_lines)
+    lines += _fenced_per_exchange(summary, "Paraphrases replayed", "text", paraphrase_lines)
     return "\n".join(lines)
+
+
+def _fenced_per_exchange(summary: dict, title: str, language: str, lines_of) -> list[str]:
+    """A Markdown section with one fenced block per exchange that `lines_of(figures)` has lines for."""
+    blocks = [(figures["exchange_id"], lines_of(figures)) for figures in summary["exchanges"]]
+    blocks = [(exchange_id, lines) for exchange_id, lines in blocks if lines]
+    if not blocks:
+        return []
+    out = ["", f"### {title}", ""]
+    for exchange_id, lines in blocks:
+        out += [f"`{exchange_id}`", "", f"```{language}", *lines, "```", ""]
+    return out

@@ -9,14 +9,11 @@ from dataclasses import asdict, dataclass, field
 import orjson
 
 from proxy.config import ShadowtapConfig
-from proxy.errors import ConfigError
+from proxy.config.checks import check_http_url, check_not_link_local
+from proxy.errors import ConfigError, TargetError
 from proxy.shadow.calls import CallTarget
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-class TargetError(ConfigError):
-    """A target cannot be used: unknown, refused, or badly written."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +61,22 @@ def parse_param(text: str) -> tuple[str, object]:
     return name.strip(), parsed
 
 
+def _check_api_base(api_base: str) -> None:
+    """--api-base gets the same checks as a configured base URL (there is no allow flag on the CLI)."""
+    try:
+        check_http_url("--api-base", api_base)
+        check_not_link_local("--api-base", api_base, allowed=False)
+    except ConfigError as error:
+        raise TargetError(str(error)) from None
+
+
 def resolve_target(spec: str, config: ShadowtapConfig, *, allow_primary: bool = False, api_base: str | None = None,
                    api_key_env: str | None = None, system_prompt: str | None = None,
                    params: dict | None = None, timeout_s: float | None = None) -> ReplayTarget:
     """`primary`, `candidate:NAME` or `model:LITELLM_STRING`, with the variant patches applied."""
     kind, _, value = spec.partition(":")
+    if api_base:
+        _check_api_base(api_base)
     patches = {"system_prompt": system_prompt or "", "params": dict(params or {})}
     if kind == "primary" and not value:
         if not allow_primary:

@@ -1,0 +1,111 @@
+"""Paraphrase perturbations: a configured model rewrites the last user message, and the rewrite is
+replayed like any other perturbation.
+
+The writer is called through litellm like a replay target (its own api_base and key env var,
+never the client's key or the target's; no retries; a total deadline), at temperature 0 with a
+seed, so the same exchange tends to get the same paraphrases. Paraphrase n of an exchange is
+asked for once per run: the call is stored as a result row with repetition -1 (its text, tokens
+and cost), which a resumed run reads back instead of asking again, and which `replay show` prints.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from replay.targets import ReplayTarget
+_PREFIX = "paraphrase-"
+_MIN_MAX_TOKENS = 256
+
+INSTRUCTIONS = (
+    "You rewrite a user's message for a prompt-robustness test. Write variant {n} of {count}: the same "
+    "request in different words, with the same meaning, language, tone and level of detail, and "
+    "nothing added or left out. Keep code, numbers, names, quoted passages and any <context> or "
+    "<document> blocks exactly as they are. Reply with the rewritten message only.")
+
+
+def paraphrase_name(n: int) -> str:
+    """The perturbation name of paraphrase n (1-based): "paraphrase-1"."""
+    return f"{_PREFIX}{n}"
+
+
+def paraphrase_number(perturbation: str | None) -> int | None:
+    """n for "paraphrase-n", else None."""
+    if perturbation and perturbation.startswith(_PREFIX) and perturbation[len(_PREFIX):].isdigit():
+        return int(perturbation[len(_PREFIX):])
+    return None
+
+
+@dataclass(frozen=True)
+class ParaphraseSettings:
+    """How many paraphrases each exchange gets, and the model that writes them; recorded with the run."""
+
+    writer: ReplayTarget
+    count: int
+
+    def to_json(self) -> dict:
+        return {"writer": self.writer.to_json(), "count": self.count}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> ParaphraseSettings | None:
+        if not data:
+            return None
+        return cls(ReplayTarget.from_json(data["writer"]), int(data["count"]))
+
+    def names(self) -> list[str]:
+        return [paraphrase_name(n) for n in range(1, self.count + 1)]
+
+
+def last_user_text(request: dict | None) -> str | None:
+    """The text a paraphrase replaces: the last user message's content, when it is one piece of text."""
+    message = _last_user_message(request)
+    if message is None:
+        return None
+    content = message.get("content")
+    if isinstance(content, str):
+        return content if content.strip() else None
+    parts = _text_parts(content)
+    if len(parts) == 1 and parts[0]["text"].strip():
+        return parts[0]["text"]
+    return None
+
+
+def with_paraphrase(request: dict, text: str) -> dict:
+    """A deep copy of `request` whose last user message says `text` instead."""
+    changed = copy.deepcopy(request)
+    message = _last_user_message(changed)
+    if isinstance(message.get("content"), str):
+        message["content"] = text
+    else:
+        _text_parts(message["content"])[0]["text"] = text
+    return changed
+
+
+def writing_request(text: str, n: int, count: int) -> dict:
+    """The chat request that asks the writer for paraphrase n of `text`."""
+    return {"messages": [{"role": "system", "content": INSTRUCTIONS.format(n=n, count=count)},
+                         {"role": "user", "content": text}],
+            "temperature": 0, "seed": n, "max_tokens": max(_MIN_MAX_TOKENS, len(text) // 2)}
+
+
+def cleaned(answer: str | None) -> str | None:
+    """The writer's answer as a user message, or None when it wrote nothing usable."""
+    text = (answer or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text or None
+
+
+def _last_user_message(request: dict | None) -> dict | None:
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if not isinstance(messages, list):
+        return None
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return users[-1] if users else None
+
+
+def _text_parts(content: object) -> list[dict]:
+    if not isinstance(content, list):
+        return []
+    return [part for part in content if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+            and isinstance(part.get("text"), str)]
