@@ -19,7 +19,7 @@ import orjson
 from proxy.errors import UpstreamError, UpstreamTimeout
 from proxy.exchange import RawExchange, new_exchange_id
 from proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
-from proxy.http_errors import record_proxy_error, send_error
+from proxy.http_errors import error_body, record_proxy_error, send_error
 from proxy.metrics import ProxyMetrics
 from proxy.upstream import PrimaryClient
 
@@ -71,7 +71,12 @@ def _without_shadowtap_field(body: bytes, parsed: object) -> tuple[bytes, dict |
     del exact["shadowtap"]
     if isinstance(parsed, dict):
         parsed.pop("shadowtap", None)
-    forwarded = json.dumps(exact, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode()
+    try:
+        forwarded = json.dumps(exact, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate escape ("\ud800") is valid JSON but has no UTF-8 form: send the same
+        # JSON with non-ASCII characters escaped, as the app did, and let the primary judge it.
+        forwarded = json.dumps(exact, separators=(",", ":"), ensure_ascii=True, allow_nan=True).encode()
     return forwarded, parsed if isinstance(parsed, dict) else None
 
 
@@ -79,13 +84,15 @@ class PrimaryForwarder:
     """ASGI app for `/v1/*`: forwards to the primary, relays its answer, captures a copy."""
 
     def __init__(self, primary: PrimaryClient, sink: ExchangeSink, metrics: ProxyMetrics, *,
-                 max_body_bytes: int, primary_api_key: str | None, shadows: ShadowSink | None = None) -> None:
+                 max_body_bytes: int, primary_api_key: str | None, shadows: ShadowSink | None = None,
+                 body_timeout_s: float = 30.0) -> None:
         self._primary = primary
         self._shadows = shadows
         self._sink = sink
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
         self._primary_api_key = primary_api_key
+        self._body_timeout_s = body_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
         exchange = RawExchange(
@@ -101,6 +108,9 @@ class PrimaryForwarder:
             return
         except _ClientGone:
             return  # nothing was sent upstream; there is no exchange to record
+        except TimeoutError:
+            await self._reject_slow_body(exchange, send)
+            return
         try:
             await self._forward(scope, receive, send, exchange)
         finally:
@@ -113,26 +123,44 @@ class PrimaryForwarder:
         if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
             raise _BodyTooLarge
         parts, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                raise _BodyTooLarge
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return parts[0] if len(parts) == 1 else b"".join(parts)
+        # One deadline for the whole body, not one per read: a client trickling a byte at a time
+        # cannot keep the request open, and a fast one pays for a single timer.
+        async with asyncio.timeout(self._body_timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    raise _BodyTooLarge
+                parts.append(chunk)
+                if not message.get("more_body", False):
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _reject_oversized(self, exchange: RawExchange, send) -> None:
         message = (f"Request body exceeds shadowtap's limit of {self._max_body_bytes} bytes "
                    "([server] max_body_bytes); it was not forwarded.")
-        body = await send_error(send, 413, message, type_="invalid_request_error",
-                                code="request_too_large", exchange_id=exchange.id)
         self._metrics.body_too_large.inc()
         log.warning("request body too large", extra={"exchange_id": exchange.id, "path": exchange.path})
-        record_proxy_error(exchange, 413, body, "request body too large")
+        await self._reject_unread_body(exchange, send, 413, message, "request_too_large")
+
+    async def _reject_slow_body(self, exchange: RawExchange, send) -> None:
+        message = (f"shadowtap: the request body did not arrive within {self._body_timeout_s:g} s "
+                   "([server] body_timeout_s); it was not forwarded.")
+        log.warning("request body too slow", extra={"exchange_id": exchange.id, "path": exchange.path})
+        await self._reject_unread_body(exchange, send, 408, message, "request_timeout")
+
+    async def _reject_unread_body(self, exchange: RawExchange, send, status: int, message: str, code: str) -> None:
+        """Answer before the body was read, and capture that answer."""
+        body = error_body(message, type_="invalid_request_error", code=code)
+        # `connection: close`: the rest of the body may still be on its way, so this connection
+        # cannot carry another request, and no client can keep it open by trickling that rest.
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), (b"x-shadowtap-exchange-id", exchange.id.encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        record_proxy_error(exchange, status, body, message)
         exchange.t_end = perf_counter()
         self._sink.submit(exchange)
 

@@ -18,6 +18,7 @@ SECRET_HEADERS = frozenset({
 _SECRET_MARKERS = (b"key", b"token", b"secret", b"auth", b"cookie", b"session", b"password")
 
 SHADOWTAP_PREFIX = b"x-shadowtap-"
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # values that name no other header
 
 
 def is_secret_header(name: bytes) -> bool:
@@ -25,29 +26,63 @@ def is_secret_header(name: bytes) -> bool:
     return name in SECRET_HEADERS or any(marker in name for marker in _SECRET_MARKERS)
 
 
+def connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in `Connection`: hop-by-hop for this one connection (RFC 9110 §7.6.1)."""
+    listed: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            listed.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(listed)
+
+
 def forwardable_request_headers(
     headers: list[tuple[bytes, bytes]], *, replace_authorization: str | None
 ) -> list[tuple[str, str]]:
-    """Client headers to send to the primary: no hop-by-hop, no Host, no x-shadowtap-*.
+    """Client headers to send to the primary: no hop-by-hop (including those the client's
+    `Connection` names), no Host, no x-shadowtap-*.
 
     With `replace_authorization`, the client's own credentials are dropped and the configured
     primary key is sent instead.
     """
     forwarded = []
+    names_others = False
     for name, value in headers:
         if name in _NOT_FORWARDED or name.startswith(SHADOWTAP_PREFIX):
+            if name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+                names_others = True
             continue
         if replace_authorization is not None and name in (b"authorization", b"api-key", b"x-api-key"):
             continue
-        forwarded.append((name.decode("latin-1"), value.decode("latin-1")))
+        forwarded.append((name.decode("latin-1"), _as_sent(value)))
+    if names_others:
+        # Rare beyond `keep-alive`/`close`, so handled after the loop, not on every header.
+        listed = {name.decode("latin-1") for name in connection_options(headers) - _NOT_FORWARDED}
+        if listed:
+            forwarded = [(name, value) for name, value in forwarded if name not in listed]
     if replace_authorization is not None:
         forwarded.append(("authorization", f"Bearer {replace_authorization}"))
     return forwarded
 
 
+def _as_sent(value: bytes) -> str:
+    """The text aiohttp will encode back to these bytes: it writes header values as UTF-8, so a
+    UTF-8 value arrives unchanged. Bytes that are not UTF-8 (obsolete Latin-1 text) cannot be
+    sent as they were; they go as the UTF-8 of their Latin-1 reading rather than failing."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def relayable_response_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The primary's response headers minus hop-by-hop ones; lengths and encodings are kept."""
-    return [(name.lower(), value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+    """The primary's response headers minus hop-by-hop ones (including those its `Connection`
+    names); lengths and encodings are kept."""
+    relayed = [(name.lower(), value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+    if len(relayed) < len(headers):  # something hop-by-hop was sent: did a Connection name more?
+        listed = connection_options(headers) - HOP_BY_HOP
+        if listed:
+            relayed = [(name, value) for name, value in relayed if name not in listed]
+    return relayed
 
 
 def safe_header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
+
+from proxy.secrets import ScrubSecrets
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "color_message"}
@@ -39,8 +42,11 @@ class _DropDeliberateTruncation(logging.Filter):
         return "returned without completing response" not in record.getMessage()
 
 
-def configure_logging(level: str = "info", fmt: str = "json", file: str = "") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", file: str = "", secrets: Sequence[str] = ()) -> None:
+    """The proxy's and the shadow worker's logging; `secrets` (key values) never appear in a record,
+    nor do credential-shaped strings that a library quotes from a failed request."""
     handler: logging.Handler = logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubSecrets(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -51,3 +57,18 @@ def configure_logging(level: str = "info", fmt: str = "json", file: str = "") ->
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.error").addFilter(_DropDeliberateTruncation())
+
+
+def guard_library_logs(secrets: Sequence[str] = ()) -> None:
+    """For the commands that call models (eval, replay, report, demo): libraries such as instructor
+    log a failed call with the provider's error text, which can quote the request's Authorization
+    header. Warnings still reach stderr, with secrets replaced."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
+    for handler in root.handlers:
+        if not any(isinstance(existing, ScrubSecrets) for existing in handler.filters):
+            handler.addFilter(ScrubSecrets(secrets))

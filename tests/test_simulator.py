@@ -574,3 +574,101 @@ def test_cli_exits_with_usage_error_when_a_setting_is_invalid(capsys):
 
     assert exit_info.value.code == 2
     assert "chunk_delay_ms" in capsys.readouterr().err
+
+
+def _recorded(base_url, marker, until=lambda record: True, timeout_s=5.0) -> list[dict]:
+    """The recorded requests carrying `marker`, in order, once one of them satisfies `until`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [r for r in httpx.get(f"{base_url}/sim/requests").json() if marker in r["raw"]]
+        if any(until(r) for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_hang_sends_no_status_line_and_records_when_the_client_gave_up(live_simulator):
+    body = chat("hang-marker-1")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{live_simulator}/v1/chat/completions", json=body, headers={"x-sim-hang": "1"},
+                   timeout=httpx.Timeout(10, read=0.3))
+    gave_up_at = time.time()
+
+    (record,) = _recorded(live_simulator, "hang-marker-1", lambda r: r["client_gone_at"])
+    assert record["writes_at"] == []
+    assert 0 <= record["client_gone_at"] - gave_up_at < 1.0
+
+
+def test_hang_after_sends_that_many_events_then_silence_until_the_client_leaves(live_simulator):
+    lines = []
+    with pytest.raises(httpx.ReadTimeout):
+        with httpx.stream("POST", f"{live_simulator}/v1/chat/completions", json=chat("hang-marker-2", stream=True),
+                          headers={"x-sim-hang-after": "3"}, timeout=httpx.Timeout(10, read=0.5)) as response:
+            lines.extend(line for line in response.iter_lines() if line)
+
+    assert len(lines) == 3
+    (record,) = _recorded(live_simulator, "hang-marker-2", lambda r: r["client_gone_at"])
+    assert len(record["writes_at"]) == 3 and record["client_gone_at"] >= record["writes_at"][-1]
+
+
+def test_trickle_sends_the_same_body_one_byte_per_write_when_x_sim_trickle_ms_is_set(live_simulator):
+    body = chat("trickle-marker")
+    plain = httpx.post(f"{live_simulator}/v1/chat/completions", json=body)
+    trickled = httpx.post(f"{live_simulator}/v1/chat/completions", json=body, headers={"x-sim-trickle-ms": "0"})
+
+    assert trickled.content == plain.content
+    plain_record, trickled_record = _recorded(live_simulator, "trickle-marker", lambda r: len(r["writes_at"]) > 1)
+    assert (len(plain_record["writes_at"]), len(trickled_record["writes_at"])) == (1, len(plain.content))
+
+
+def test_drop_after_cuts_a_json_body_short_of_its_length_when_it_is_trickled(live_simulator):
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError):
+        with httpx.stream("POST", f"{live_simulator}/v1/chat/completions", json=chat("What is the SLA?"),
+                          headers={"x-sim-trickle-ms": "0", "x-sim-drop-after": "25"}, timeout=10) as response:
+            for data in response.iter_raw():
+                received += data
+
+    assert len(received) == 25 < int(response.headers["content-length"])
+
+
+def test_split_utf8_cuts_the_first_multi_byte_character_into_two_writes(live_simulator):
+    body = chat("When does the café open? split-marker", stream=True)
+    body["messages"].insert(0, {"role": "system", "content": "<context>The café opens at eight.</context>"})
+    reads = []
+    with httpx.stream("POST", f"{live_simulator}/v1/chat/completions", json=body,
+                      headers={"x-sim-split-utf8-ms": "100"}, timeout=10) as response:
+        reads.extend(response.iter_raw())
+    whole = httpx.post(f"{live_simulator}/v1/chat/completions", json=body, timeout=10).content
+
+    assert b"".join(reads) == whole and "café" in whole.decode()
+    cut = [read for read in reads if read[-1:] >= b"\xc0"]  # a read ending on a lead byte
+    assert len(cut) == 1
+    split, unsplit = _recorded(live_simulator, "split-marker")
+    assert len(split["writes_at"]) == len(unsplit["writes_at"]) + 1 == whole.count(b"data: ") + 1
+
+
+async def test_split_utf8_is_refused_with_gzip_since_compressed_bytes_have_no_characters(client):
+    response = await client.post("/v1/chat/completions", json=chat("hi"),
+                                 headers={"x-sim-split-utf8-ms": "10", "x-sim-gzip": "1"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "x-sim-split-utf8-ms"
+
+
+async def test_response_headers_knob_adds_the_given_headers_when_set(client):
+    extra = {"retry-after": "7", "x-ratelimit-limit-requests": "100", "connection": "x-hop", "x-hop": "1"}
+    response = await client.post("/v1/chat/completions", json=chat("hi"),
+                                 headers={"x-sim-response-headers": orjson.dumps(extra).decode()})
+
+    assert response.status_code == 200
+    assert {name: response.headers[name] for name in extra} == extra
+
+
+@pytest.mark.parametrize("value", ['["retry-after"]', '{"retry-after": 7}', "not json",
+                                   '{"x-a": "1\\r\\nx-b: 2"}'])
+async def test_response_headers_knob_is_refused_naming_itself_when_not_an_object_of_safe_strings(client, value):
+    response = await client.post("/v1/chat/completions", json=chat("hi"),
+                                 headers={"x-sim-response-headers": value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "x-sim-response-headers"

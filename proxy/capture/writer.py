@@ -2,13 +2,16 @@
 
 The request path only calls `submit`, which never blocks: when the queue is full the exchange is
 dropped and counted. A failed batch (disk full, locked database) is kept and retried, so nothing
-already accepted is lost while the store recovers; `close` drains everything before returning.
+already accepted is lost while the store recovers; new captures wait in the bounded queue meanwhile
+and are dropped, counted as `store_failing`, once it is full. Each failing episode is logged when it
+starts and when it ends. `close` drains everything before returning.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +25,12 @@ from proxy.store import CaptureStore
 log = logging.getLogger("shadowtap.capture")
 
 _STOP = object()
+_REJECTED = object()
 _RETRY_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+# Errors about a batch's content: retrying the same rows cannot help. Anything else (disk full,
+# I/O error, locked) is about the store, and the batch is retried until the store recovers.
+_CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
+                   TypeError, ValueError, OverflowError)
 
 
 class CaptureWriter:
@@ -45,6 +53,8 @@ class CaptureWriter:
         self._closing = threading.Event()
         self._start_error: BaseException | None = None
         self.lost_at_shutdown = 0
+        self.written = 0  # exchanges written by this writer (the shutdown log reports it)
+        self._episode = FailureEpisode()
         self._in_hand = 0  # rows of the batch being written (for the loss count if it never lands)
         metrics.track_queue_depth(self._queue.qsize)
 
@@ -59,6 +69,23 @@ class CaptureWriter:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def wait_for_queued_writes(self, timeout_s: float) -> None:
+        """Block until captures queued before this call have had their turn to be written: the
+        queue drained, the batch being collected past its flush timer (plus a little for building
+        it), and the write in hand finished; at most `timeout_s`. For readers that must see an
+        exchange answered a moment ago (the feedback API, before it answers 404), from a worker
+        thread: the request path never calls it, and it takes no lock the writer uses."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(max(0.0, min(self._flush_interval_s + 0.05, deadline - time.monotonic())))
+        while self._in_hand and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def store_state(self) -> str:
+        """"ok", or "failing" while writes to the store fail (captures wait in the queue)."""
+        return "failing" if self._episode.failing else "ok"
+
     def submit(self, exchange: RawExchange | CaptureRows) -> bool:
         """Queue a capture without blocking; False (and counted) when dropped."""
         if (isinstance(exchange, RawExchange) and not self._capture_all
@@ -67,7 +94,12 @@ class CaptureWriter:
         try:
             self._queue.put_nowait(exchange)
         except queue.Full:
-            self._metrics.capture_dropped.labels("queue_full").inc()
+            # While writes fail the queue fills because the store is failing, not because of load.
+            if self._episode.failing:
+                self._episode.dropped += 1
+                self._metrics.capture_dropped.labels("store_failing").inc()
+            else:
+                self._metrics.capture_dropped.labels("queue_full").inc()
             return False
         self._metrics.capture_enqueued.inc()
         return True
@@ -104,9 +136,9 @@ class CaptureWriter:
             while not stopping:
                 batch, stopping = self._next_batch()
                 built = [self._build(build, item) for item in batch]
-                rows = CaptureRows.merge(rows for rows in built if rows is not None)
-                if rows:
-                    self._write(store, rows, stopping)
+                parts = [rows for rows in built if rows]
+                if parts:
+                    self._write(store, parts, stopping)
         finally:
             store.close()
 
@@ -141,23 +173,80 @@ class CaptureWriter:
             log.exception("could not build capture row", extra={"exchange_id": getattr(item, "id", None)})
             return None
 
-    def _write(self, store: CaptureStore, rows: CaptureRows, stopping: bool) -> None:
+    def _write(self, store: CaptureStore, parts: list[CaptureRows], stopping: bool) -> None:
+        """Write the batch in one transaction. When the store rejects it for its content (a
+        constraint, a value SQLite cannot take), write its exchanges one by one, so one bad row
+        costs itself, not the batch, and never jams the writer in a retry loop."""
+        if self._write_with_retry(store, CaptureRows.merge(parts), stopping) is not _REJECTED:
+            return
+        if len(parts) > 1:
+            for part in parts:
+                self._write(store, [part], stopping)
+            return
+        self._metrics.capture_dropped.labels("rejected_by_store").inc(max(len(parts[0].exchanges), 1))
+        log.error("the capture store rejected a capture; it is dropped",
+                  extra={"exchange_ids": [row.get("id") for row in parts[0].exchanges][:5]})
+
+    def _write_with_retry(self, store: CaptureStore, rows: CaptureRows, stopping: bool) -> object:
+        """Retry a failing store (disk full, I/O error, locked) with backoff until it recovers, or
+        until close() gives up. Logged once when an episode starts and once when it ends."""
         attempt = 0
         self._in_hand = len(rows)
         while True:
             try:
                 store.insert_capture(rows.exchanges, rows.shadows)
-                self._metrics.capture_written.inc(len(rows.exchanges))
+            except _CONTENT_ERRORS:
+                self._metrics.capture_write_errors.inc()
                 self._in_hand = 0
-                return
+                log.exception("capture batch rejected by the store; writing its exchanges one by one")
+                return _REJECTED
             except Exception as exc:
                 self._metrics.capture_write_errors.inc()
                 attempt += 1
-                log.error("capture write failed (attempt %d, %d rows kept for retry): %s",
-                          attempt, len(rows), exc)
+                self._episode.failed(exc, store, self._queue.qsize() + len(rows))
                 if (stopping or self._closing.is_set()) and attempt >= len(_RETRY_BACKOFF_S):
                     self.lost_at_shutdown += len(rows)
                     self._metrics.capture_dropped.labels("write_failed_at_shutdown").inc(len(rows))
+                    log.error("capture store still failing at shutdown; %d captures lost", len(rows))
                     self._in_hand = 0
-                    return
+                    return None
                 self._closing.wait(_RETRY_BACKOFF_S[min(attempt, len(_RETRY_BACKOFF_S)) - 1])
+                continue
+            self._metrics.capture_written.inc(len(rows.exchanges))
+            self.written += len(rows.exchanges)
+            self._in_hand = 0
+            self._episode.succeeded()
+            return None
+
+
+class FailureEpisode:
+    """Tracks one stretch of failing writes, so a full disk logs two lines, not one per batch."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.dropped = 0  # captures refused by submit() during this episode
+        self._attempts = 0
+        self._since = 0.0
+
+    def failed(self, exc: Exception, store: object, held: int) -> None:
+        self._attempts += 1
+        if self.failing:
+            log.debug("capture write failed again (attempt %d): %s", self._attempts, exc)
+            return
+        self.failing = True
+        self._since = time.monotonic()
+        log.error("capture store writes are failing (%s: %s); %d captures are held and retried, new ones "
+                  "wait in the queue and are dropped (reason store_failing) once it is full; live traffic is "
+                  "not affected. Further failures are counted in shadowtap_capture_write_errors_total "
+                  "until a write succeeds", type(exc).__name__, exc, held,
+                  extra={"store": getattr(store, "path", None), "error": str(exc)})
+
+    def succeeded(self) -> None:
+        if not self.failing:
+            return
+        log.warning("capture store writes resumed after %d failed attempts over %.1fs; %d captures were "
+                    "dropped meanwhile", self._attempts, time.monotonic() - self._since, self.dropped,
+                    extra={"failed_attempts": self._attempts, "dropped": self.dropped})
+        self.failing = False
+        self.dropped = 0
+        self._attempts = 0

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from dataclasses import dataclass
 
-import orjson
+import httpx
 
 from proxy.config import CandidateConfig
+from proxy.secrets import scrub_secrets
 
 # Copied from the request when present; everything else (user, metadata, store...) stays behind.
 _PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",
                    "parallel_tool_calls", "presence_penalty", "frequency_penalty", "logit_bias", "n")
-_SECRET_SHAPES = re.compile(r"(?i)(bearer\s+\S+|\b(?:sk|rk|pk|key)-[A-Za-z0-9_\-]{6,}|api[_-]?key[=:]\s*\S+)")
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,21 @@ class CallTarget:
                    candidate.max_tokens, candidate.system_prompt, dict(candidate.params))
 
 
+def configure_litellm(litellm) -> None:
+    """Quiet, offline-friendly litellm that never follows a redirect.
+
+    litellm's OpenAI-compatible calls go through the openai SDK, whose HTTP client follows redirects
+    by default: a candidate answering 307 would send the request, and the candidate's key, to
+    wherever it pointed. Upstream URLs come only from config, so a redirect is an error here."""
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.aclient_session = httpx.AsyncClient(
+        follow_redirects=False, timeout=None,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+
+
 def scrub(message: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[secret]")
-    return _SECRET_SHAPES.sub("[secret]", message)[:2000]
+    return scrub_secrets(message, secrets)[:2000]
 
 
 def chat_kwargs(body: dict, target: CallTarget) -> dict:

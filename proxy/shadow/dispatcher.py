@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import queue
 import threading
+from collections.abc import Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -32,7 +33,7 @@ class ShadowDispatcher:
         self._jobs = self._context.Queue(maxsize=config.shadow.queue_size)
         self._snapshots = self._context.Queue(maxsize=8)
         self._process: multiprocessing.Process | None = None
-        self._collector = ShadowMetricsCollector()
+        self._collector = ShadowMetricsCollector(lambda: _qsize(self._jobs))
         self._dropped = 0
         metrics.registry.register(self._collector)
 
@@ -69,6 +70,9 @@ class ShadowDispatcher:
     def stop(self) -> None:
         """Ask the worker to finish: in-flight calls get the grace period, then it writes and exits."""
         if self._process is None:
+            # Never started: nobody will read what is queued, so do not wait to flush it at exit.
+            self._jobs.cancel_join_thread()
+            self._jobs.close()
             return
         grace = self._config.shadow.grace_period_s
         try:
@@ -89,7 +93,6 @@ class ShadowDispatcher:
             except (EOFError, OSError):
                 return
             self._collector.latest = snapshot
-            self._collector.queue_depth = _qsize(self._jobs)
 
 
 def _qsize(jobs) -> int:
@@ -102,9 +105,9 @@ def _qsize(jobs) -> int:
 class ShadowMetricsCollector(Collector):
     """Serves the worker's latest snapshot plus the live side's own skip counts."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue_depth: Callable[[], int]) -> None:
         self.latest: dict = {}
-        self.queue_depth = 0
+        self.queue_depth = queue_depth  # read at scrape time: a snapshot a second old hides a burst
         self.queue_full_drops = 0
         self._live_skips: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
@@ -137,7 +140,7 @@ class ShadowMetricsCollector(Collector):
             breaker.add_metric([candidate], 0 if state == "closed" else 1)
         yield breaker
         depth = GaugeMetricFamily("shadowtap_shadow_queue_depth", "Shadow jobs waiting for the worker.")
-        depth.add_metric([], self.queue_depth)
+        depth.add_metric([], self.queue_depth())
         yield depth
         drops = CounterMetricFamily("shadowtap_shadow_queue_dropped", "Shadow jobs refused because the queue was full.")
         drops.add_metric([], self.queue_full_drops)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections import Counter
@@ -24,10 +25,11 @@ from proxy.capture.redaction import Redactor
 from proxy.capture.writer import CaptureWriter
 from proxy.config import ShadowtapConfig
 from proxy.logs import configure_logging
+from proxy.secrets import configured_secrets
 from proxy.metrics import ProxyMetrics
 from proxy.shadow.breaker import CircuitBreaker
 from proxy.shadow.budget import DailyBudget, utc_day
-from proxy.shadow.calls import CallTarget, call_chat
+from proxy.shadow.calls import CallTarget, call_chat, configure_litellm
 from proxy.shadow.planning import TWIN, ShadowJob
 from proxy.shadow.rows import shadow_row, skip_row
 from proxy.store import CaptureStore
@@ -59,8 +61,30 @@ class WorkerStats:
 def run_worker(config: ShadowtapConfig, jobs, snapshots) -> None:
     """Entry point of the spawned process."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file)
+    _lower_priority(config.shadow.worker_nice)
+    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
+                      configured_secrets(config))
     asyncio.run(ShadowWorker(config, jobs, snapshots).run())
+
+
+def _lower_priority(niceness: int) -> None:
+    """Shadow calls cost milliseconds of CPU each (litellm); when cores are contended the kernel
+    should give them to live requests first. Only ever lowers priority, so no privilege is needed."""
+    if niceness > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
+        except OSError as error:
+            log.warning("could not lower the shadow worker's priority", extra={"error": str(error)})
+
+
+def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event,
+                  interval_s: float = 0.5) -> None:
+    """A live process killed outright (SIGKILL, OOM) never sends STOP; without this the worker
+    would wait for jobs forever, holding the store open. It finishes its calls and exits instead."""
+    while os.getppid() == parent_pid:
+        time.sleep(interval_s)
+    log.warning("the proxy process is gone; shadow worker finishing in-flight calls and exiting")
+    loop.call_soon_threadsafe(stopping.set)
 
 
 class ShadowWorker:
@@ -102,19 +126,20 @@ class ShadowWorker:
                                                 CircuitBreaker(shadow.breaker_failures, shadow.breaker_cooldown_s))
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        threading.Thread(target=_watch_parent, args=(os.getppid(), loop, stopping), daemon=True,
+                         name="shadow-parent-watch").start()
         self._writer.start()
         self._build_states()
         import litellm  # here, in the worker, so the live process never pays for it
 
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
+        configure_litellm(litellm)
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
         self._litellm = litellm
         await self._warm_up(litellm)
         self._ready = True
         self._send_snapshot()
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
         threading.Thread(target=self._read_jobs, args=(loop, stopping), daemon=True,
                          name="shadow-job-reader").start()
         reporter = asyncio.ensure_future(self._report_forever())
@@ -136,6 +161,7 @@ class ShadowWorker:
                                                stream=True)
             async for _ in stream:
                 pass
+            await _warm_up_http_client(litellm, messages)
         except Exception:
             log.warning("litellm warm-up failed; the first shadow calls will be slower", exc_info=True)
 
@@ -239,3 +265,17 @@ class ShadowWorker:
             self._snapshots.put_nowait(snapshot)
         except queue.Full:
             pass  # the live process reads the latest; a missed snapshot is superseded by the next
+
+
+async def _warm_up_http_client(litellm, messages: list[dict]) -> None:
+    """A mocked call skips the OpenAI client (about 0.4 s on its first use, which the first shadow
+    would otherwise count as latency). One call to a loopback port that is bound but not listening
+    is refused at once, after building that client; nothing anywhere receives it."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        try:
+            await litellm.acompletion(model="openai/warm-up", messages=messages, api_base=f"http://127.0.0.1:{port}/v1",
+                                      api_key="warm-up", timeout=5, max_retries=0, num_retries=0)
+        except Exception:  # the refusal is the expected outcome
+            pass

@@ -1,14 +1,12 @@
 """The simulated upstream as a pure ASGI app: routing, per-request knobs from x-sim-* headers,
 OpenAI-style errors, server-sent events and gzip; plus ways to serve it with uvicorn."""
 
-import asyncio
 import gzip
 import hashlib
 import logging
 import socket
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +18,8 @@ import uvicorn
 from ..errors import ConfigError
 from . import answers, personas
 from .answers import InvalidRequest
+from .delivery import ClientWatch, SimulatedDisconnect, body_writes, deliver, stream_writes
+from .knobs import Knobs, knobs_from_headers
 
 logger = logging.getLogger("shadowtap.simulator")
 
@@ -54,22 +54,6 @@ class SimulatorSettings:
             raise ConfigError(f"simulator error_rate must be from 0 to 1, got {self.error_rate!r}")
         if not 400 <= self.error_status <= 599:
             raise ConfigError(f"simulator error_status must be 400-599, got {self.error_status!r}")
-
-
-class SimulatedDisconnect(Exception):
-    """Raised mid-stream on purpose (x-sim-drop-after) so the server aborts the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Knobs:
-    """Per-request behaviour: the x-sim-* headers, falling back to the settings."""
-
-    status: int | None
-    latency_ms: int
-    ttft_ms: int
-    chunk_delay_ms: int
-    gzip: bool
-    drop_after: int | None
 
 
 def _chat(body: dict, digest: str) -> dict | list[bytes]:
@@ -126,10 +110,11 @@ class SimulatorApp:
             body = _NOT_JSON
         if path == "/sim/requests":
             return await self._admin(method, send)
+        record = None
         if self.settings.record_requests:
-            self.recorded.append({"method": method, "path": path, "headers": headers,
-                                  "body": None if body is _NOT_JSON else body,
-                                  "raw": raw.decode("latin-1")})
+            record = {"method": method, "path": path, "headers": headers,
+                      "body": None if body is _NOT_JSON else body, "raw": raw.decode("latin-1")}
+            self.recorded.append(record)
         digest = hashlib.sha256(b"%s %s\n%s" % (method.encode(), path.encode(), raw)).hexdigest()
         digest = digest[:24]
         extra = [(b"x-request-id", b"req-sim-" + digest.encode())]
@@ -140,17 +125,24 @@ class SimulatorApp:
         status, payload = self._answer(method, path, headers, body, digest, knobs)
         if status == 429:
             extra += [(b"retry-after", b"1"), (b"x-ratelimit-remaining-requests", b"0")]
+        extra += knobs.response_headers
         latency_ms = knobs.latency_ms
         if isinstance(body, dict):
             latency_ms += personas.extra_latency_ms(str(body.get("model", "")), digest)
-        if latency_ms:
-            await asyncio.sleep(latency_ms / 1000)
-        if isinstance(payload, list):
-            return await _send_stream(send, receive, payload, extra, knobs)
-        await _send_json(send, status, payload, extra, knobs.gzip)
+        # Watching costs a task per request, so only when someone will look or it is slow.
+        watched = record is not None or knobs.watches_the_client or latency_ms
+        watch = ClientWatch(receive if watched else None, record)
+        try:
+            if latency_ms and await watch.pause(latency_ms / 1000):
+                return
+            if isinstance(payload, list):
+                return await _send_stream(send, payload, extra, knobs, watch)
+            await _send_json(send, status, payload, extra, knobs.gzip, knobs, watch)
+        finally:
+            watch.close()
 
     def _answer(self, method: str, path: str, headers: dict, body: object, digest: str,
-                knobs: _Knobs) -> tuple[int, dict | list[bytes]]:
+                knobs: Knobs) -> tuple[int, dict | list[bytes]]:
         key = self.settings.require_api_key
         if key is not None and headers.get("authorization") != f"Bearer {key}":
             return 401, _error_body(401, "Incorrect API key provided.")
@@ -186,20 +178,10 @@ class SimulatorApp:
         draw = hashlib.sha256(f"{self.settings.seed}:{digest}".encode()).digest()
         return int.from_bytes(draw[:8]) / 2**64 < self.settings.error_rate
 
-    def _knobs(self, headers: dict) -> _Knobs:
+    def _knobs(self, headers: dict) -> Knobs:
         settings = self.settings
-        status = _int_header(headers, "x-sim-status", None)
-        if status is not None and not (status == 200 or 400 <= status <= 599):
-            raise InvalidRequest(f"x-sim-status must be 200 or 400-599, got {status}.",
-                                 "x-sim-status")
-        return _Knobs(
-            status=None if status == 200 else status,
-            latency_ms=_int_header(headers, "x-sim-latency-ms", settings.latency_ms),
-            ttft_ms=_int_header(headers, "x-sim-ttft-ms", settings.ttft_ms),
-            chunk_delay_ms=_int_header(headers, "x-sim-chunk-delay-ms", settings.chunk_delay_ms),
-            gzip=headers.get("x-sim-gzip", "0").strip() not in ("", "0", "false"),
-            drop_after=_int_header(headers, "x-sim-drop-after", None),
-        )
+        return knobs_from_headers(headers, latency_ms=settings.latency_ms, ttft_ms=settings.ttft_ms,
+                                  chunk_delay_ms=settings.chunk_delay_ms)
 
     async def _admin(self, method: str, send: Callable) -> None:
         if method == "DELETE":
@@ -256,19 +238,6 @@ def _error_body(status: int, message: str, param: str | None = None) -> dict:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def _int_header(headers: dict, name: str, default: int | None) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise InvalidRequest(f"{name} must be a non-negative integer, got {value!r}.", name)
-    return number
-
-
 def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in raw:
@@ -299,46 +268,27 @@ async def _lifespan(receive: Callable, send: Callable) -> None:
 
 
 async def _send_json(send: Callable, status: int, payload: object,
-                     extra: list[tuple[bytes, bytes]], compress: bool) -> None:
+                     extra: list[tuple[bytes, bytes]], compress: bool,
+                     knobs: Knobs | None = None, watch: ClientWatch | None = None) -> None:
     body = orjson.dumps(payload)
     headers = [(b"content-type", b"application/json"), *extra]
     if compress:
         body = gzip.compress(body, mtime=0)  # a fixed mtime keeps the bytes deterministic
         headers.append((b"content-encoding", b"gzip"))
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    if knobs is None or watch is None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        return await send({"type": "http.response.body", "body": body})
+    await deliver(send, status, headers, body_writes(body, knobs), knobs, watch)
 
 
-async def _send_stream(send: Callable, receive: Callable, events: list[bytes],
-                       extra: list[tuple[bytes, bytes]], knobs: _Knobs) -> None:
+async def _send_stream(send: Callable, events: list[bytes], extra: list[tuple[bytes, bytes]],
+                       knobs: Knobs, watch: ClientWatch) -> None:
     headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
                (b"cache-control", b"no-cache"), *extra]
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if knobs.gzip else None  # 31: gzip
-    if compressor:
+    if knobs.gzip:
         headers.append((b"content-encoding", b"gzip"))
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    # Only a paced stream is worth abandoning when the client leaves; others finish at once.
-    paced = knobs.ttft_ms or knobs.chunk_delay_ms
-    left = asyncio.ensure_future(receive()) if paced else None
-    try:
-        for index, event in enumerate(events):
-            if index == knobs.drop_after:
-                logger.info("simulated disconnect after %d events", index)
-                raise SimulatedDisconnect(f"dropped after {index} events")
-            delay = knobs.ttft_ms if index == 0 else knobs.chunk_delay_ms
-            if delay:
-                await asyncio.sleep(delay / 1000)
-            if left is not None and left.done():
-                return
-            if compressor:
-                event = compressor.compress(event) + compressor.flush(zlib.Z_SYNC_FLUSH)
-            await send({"type": "http.response.body", "body": event, "more_body": True})
-        tail = compressor.flush() if compressor else b""
-        await send({"type": "http.response.body", "body": tail})
-    finally:
-        if left is not None:
-            left.cancel()
+    await deliver(send, 200, headers, stream_writes(events, knobs), knobs, watch)
 
 
 class _DropSimulatedDisconnects(logging.Filter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,10 @@ from sqlite_utils import Database
 
 from proxy.errors import StoreError
 from proxy.store.migrations import migrations
+
+# Once a checkpoint restarts the WAL, its file is cut back to this size. SQLite checkpoints every
+# 1,000 pages (about 4 MiB), so a WAL past this size has been held open by a long reader.
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
 # Columns a `captures list` row shows; `show` and `export` read every column.
 LIST_COLUMNS = (
@@ -63,7 +68,8 @@ class CaptureStore:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> CaptureStore:
+    def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000,
+             wal_size_limit_bytes: int = WAL_SIZE_LIMIT_BYTES) -> CaptureStore:
         path = str(path)
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
@@ -71,11 +77,16 @@ class CaptureStore:
                 raise StoreError(f"cannot open capture store {path!r}: directory {str(parent)!r} does not exist")
         try:
             db = Database(path)
+            # Writers from other processes (the shadow worker, other uvicorn workers) wait this long
+            # for the write lock instead of failing with "database is locked".
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if path != ":memory:":
                 db.enable_wal()
             # NORMAL in WAL mode: a power loss can lose the last committed batches, never corrupt.
             db.execute("PRAGMA synchronous = NORMAL")
+            # A long reader stops checkpoints from reaching the end of the WAL, so it grows; once the
+            # reader is gone the next checkpoint restarts it and this cuts the file back down.
+            db.execute(f"PRAGMA journal_size_limit = {int(wal_size_limit_bytes)}")
             migrations.apply(db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open capture store {path!r}: {exc}") from None
@@ -94,11 +105,29 @@ class CaptureStore:
     def insert_capture(self, exchanges: Sequence[dict], shadows: Sequence[dict]) -> None:
         """Insert a batch in one transaction: all rows land or none do. A shadow row replaces an
         earlier one for the same (exchange, candidate), so a late answer supersedes a placeholder."""
-        with self.db.conn:
+        with self._write_transaction():
             if exchanges:
                 self.db["exchanges"].insert_all(exchanges, batch_size=len(exchanges))
             if shadows:
                 self.db["shadows"].insert_all(shadows, batch_size=len(shadows), replace=True)
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE takes the write lock up front, waiting up to busy_timeout for another
+        writer. A deferred transaction that reads first can instead fail at once with "database is
+        locked" when another process committed in between, whatever the timeout."""
+        if self.db.conn.in_transaction:  # a caller's own transaction: join it
+            with self.db.atomic():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
     def shadow_spend_today(self, day: str) -> dict[str, float]:
         """Candidate -> US dollars spent on shadow calls started on `day` (YYYY-MM-DD, UTC)."""

@@ -1,0 +1,113 @@
+"""Fault injection on the shadow path: a candidate that hangs, trickles, refuses, resets or answers
+429/503 never changes what the client gets, is recorded with its outcome at its total deadline, is
+called once per request (never retried), and is cut off by its breaker.
+
+Every request is sent both buffered and streamed, as Envoy's shadowing suite does.
+"""
+
+import contextlib
+import time
+
+import httpx
+import pytest
+
+from tests.fake_candidates import FakeCandidate, refused_base_url
+from tests.test_shadow_mirroring import QUESTION, _shadow_rows, candidate_toml
+
+TIMEOUT_S = 2.0
+BREAKER_FAILURES = 3
+# Requests in order; the first BREAKER_FAILURES reach each candidate (buffered, streamed, buffered),
+# the rest find its breaker open.
+STREAMED = [False, True, False, True, False]
+# fault -> (outcome, error classes litellm may report for it)
+FAULTS = {
+    "hang": ("timeout", {"TimeoutError", "Timeout", "APITimeoutError"}),
+    "trickle": ("timeout", {"TimeoutError"}),
+    "refused": ("error", {"APIConnectionError", "InternalServerError"}),
+    "reset": ("error", {"APIConnectionError", "InternalServerError"}),
+    "error429": ("error", {"RateLimitError"}),
+    "error503": ("error", {"ServiceUnavailableError", "InternalServerError"}),
+}
+
+
+def shadows_of(store_path, exchange_id: str, count: int, timeout_s: float = 30.0) -> dict[str, dict]:
+    """The exchange's shadow rows by candidate, once `count` of them are written."""
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        found = {row["candidate"]: dict(row) for row in _shadow_rows(store_path) if row["exchange_id"] == exchange_id}
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} shadow rows for {exchange_id}, found {sorted(found)}")
+
+
+def wait_for_metric(proxy_url: str, expected_line: str, timeout_s: float = 10.0) -> None:
+    """Poll /metrics until it shows `expected_line` (the worker reports once a second)."""
+    deadline = time.monotonic() + timeout_s
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = httpx.get(f"{proxy_url}/metrics").text.splitlines()
+        if expected_line in lines:
+            return
+        time.sleep(0.2)
+    name = expected_line.split("{")[0]
+    raise AssertionError(f"/metrics never showed {expected_line!r}: {[x for x in lines if x.startswith(name)]}")
+
+
+@pytest.mark.timeout(180)
+def test_each_candidate_fault_leaves_the_client_bytes_direct_and_is_recorded_once_until_the_breaker_opens(
+        proxy_factory, simulator):
+    with contextlib.ExitStack() as stack:
+        fakes = {fault: stack.enter_context(FakeCandidate(fault)) for fault in FAULTS if fault != "refused"}
+        urls = {fault: fake.base_url for fault, fake in fakes.items()} | {"refused": refused_base_url()}
+        extra = "".join(candidate_toml(fault, urls[fault], timeout_s=TIMEOUT_S, max_concurrency=1) for fault in FAULTS)
+        extra += f"[shadow]\nbreaker_failures = {BREAKER_FAILURES}\nbreaker_cooldown_s = 600.0\n"
+        proxy = proxy_factory(simulator.base_url, extra_config=extra)
+
+        rows_by_request = []
+        for index, streamed in enumerate(STREAMED):
+            body = {**QUESTION, "messages": [{"role": "user", "content": f"fault question {index}"}],
+                    "stream": streamed}
+            direct = httpx.post(f"{simulator.base_url}/chat/completions", json=body, timeout=30)
+            proxied = httpx.post(f"{proxy.base_url}/chat/completions", json=body, timeout=30)
+            assert (proxied.status_code, proxied.content) == (direct.status_code, direct.content)
+            assert proxied.headers["content-type"] == direct.headers["content-type"]
+            # One request at a time, so each candidate's breaker sees its failures in order.
+            rows_by_request.append(shadows_of(proxy.store_path, proxied.headers["x-shadowtap-exchange-id"],
+                                              len(FAULTS)))
+
+        for fault, (outcome, error_classes) in FAULTS.items():
+            rows = [by_candidate[fault] for by_candidate in rows_by_request]
+            called, refused = rows[:BREAKER_FAILURES], rows[BREAKER_FAILURES:]
+            assert [(r["outcome"], r["skip_reason"]) for r in called] == [(outcome, None)] * BREAKER_FAILURES, fault
+            assert [r["is_stream"] for r in called] == [int(s) for s in STREAMED[:BREAKER_FAILURES]], fault
+            assert all(r["error_class"] in error_classes for r in called), (fault, [r["error_class"] for r in called])
+            assert [(r["outcome"], r["skip_reason"]) for r in refused] == [("skipped", "breaker_open")] * len(refused)
+            if outcome == "timeout":
+                # The total deadline held once: not cut early, not restarted by a retry.
+                assert all(TIMEOUT_S * 950 <= r["latency_ms"] < TIMEOUT_S * 2000 for r in called), \
+                    (fault, [r["latency_ms"] for r in called])
+            if fault in fakes:
+                assert len(fakes[fault].requests) == BREAKER_FAILURES, f"{fault} was retried or skipped"
+                assert fakes[fault].peak_in_flight <= 1
+            wait_for_metric(proxy.url, f'shadowtap_shadow_breaker_open{{candidate="{fault}"}} 1.0')
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_requests_never_put_more_shadows_in_flight_than_the_cap(proxy_factory, simulator):
+    """Trickling calls hold their slots to the deadline (long enough for the whole burst on a loaded
+    machine); requests beyond the cap meanwhile are recorded as saturated, never queued."""
+    cap = 3
+    with FakeCandidate("trickle") as slow:
+        proxy = proxy_factory(simulator.base_url, extra_config=candidate_toml(
+            "slow", slow.base_url, timeout_s=8.0, max_concurrency=cap) + "[shadow]\nbreaker_failures = 1000\n")
+        with httpx.Client(base_url=proxy.base_url, timeout=30) as client:
+            ids = [client.post("/chat/completions", json={**QUESTION, "stream": i % 2 == 0}).headers[
+                "x-shadowtap-exchange-id"] for i in range(12)]
+        rows = [shadows_of(proxy.store_path, exchange_id, 1)["slow"] for exchange_id in ids]
+        outcomes = [(r["outcome"], r["skip_reason"]) for r in rows]
+        assert set(outcomes) <= {("timeout", None), ("skipped", "saturated")}
+        assert outcomes.count(("skipped", "saturated")) >= 1
+        assert 1 <= outcomes.count(("timeout", None)) == len(slow.requests)
+        assert slow.peak_in_flight <= cap
