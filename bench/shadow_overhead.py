@@ -92,7 +92,7 @@ class Stack:
     proxies: dict[str, ProxyProcess]
 
     @classmethod
-    def start(cls, workdir: Path, primary_latency_ms: int) -> Stack:
+    def start(cls, workdir: Path, primary_latency_ms: int, worker_nice: int | None = None) -> Stack:
         primary = Simulator.start(workdir, "primary-simulator", "--latency-ms", str(primary_latency_ms))
         started: list = [primary]
         try:
@@ -100,7 +100,8 @@ class Stack:
             started.append(candidates)
             off = ProxyProcess.start(workdir / "off", "off", f"{primary.url}/v1", None)
             started.append(off)
-            on = ProxyProcess.start(workdir / "on", "on", f"{primary.url}/v1", f"{candidates.url}/v1")
+            nice = "" if worker_nice is None else f"\n[shadow]\nworker_nice = {worker_nice}\n"
+            on = ProxyProcess.start(workdir / "on", "on", f"{primary.url}/v1", f"{candidates.url}/v1", nice)
         except BaseException:
             for process in reversed(started):
                 process.stop()
@@ -248,6 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        workdir_help="keep the stores, configs and logs here (default: a temp dir)")
     parser.add_argument("--primary-latency-ms", type=int, default=0,
                         help="the primary simulator's delay before each answer (default 0: as fast as it can)")
+    parser.add_argument("--worker-nice", type=int, default=None,
+                        help="[shadow] worker_nice for proxy on (default: the config default, 10; 0 turns it off)")
     args = resolve_cell_arguments(parser, parser.parse_args(argv), rounds=6, min_warmup=1)
     if args.primary_latency_ms < 0:
         parser.error("--primary-latency-ms must be at least 0")
@@ -256,7 +259,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict:
     machine = machine_info()  # before the run: it notes the load average the run starts with
-    stack = Stack.start(workdir, args.primary_latency_ms)
+    stack = Stack.start(workdir, args.primary_latency_ms, args.worker_nice)
     on = stack.proxies["on"]
     print(f"primary simulator pid {stack.primary.pid}, candidates simulator pid {stack.candidates.pid}, "
           f"proxy off pid {stack.proxies['off'].pid}, proxy on pid {on.pid} (shadow worker pid {on.worker_pid}), "

@@ -64,7 +64,8 @@ def candidate_tables(api_base: str) -> str:
     return "\n".join(tables)
 
 
-def proxy_config(port: int, upstream_base_url: str, workdir: Path, candidates_api_base: str | None) -> str:
+def proxy_config(port: int, upstream_base_url: str, workdir: Path, candidates_api_base: str | None,
+                 extra_toml: str = "") -> str:
     # json.dumps quotes a path the way TOML's basic strings expect.
     text = (f"[server]\nhost = \"127.0.0.1\"\nport = {port}\n"
             f"log_file = {json.dumps(str(workdir / 'proxy.log'))}\n\n"
@@ -72,7 +73,7 @@ def proxy_config(port: int, upstream_base_url: str, workdir: Path, candidates_ap
             f"[store]\npath = {json.dumps(str(workdir / 'captures.db'))}\n")
     if candidates_api_base:
         text += "\n" + candidate_tables(candidates_api_base)
-    return text
+    return text + extra_toml
 
 
 @dataclass
@@ -88,11 +89,12 @@ class ProxyProcess:
     store: CaptureStore | None = None
 
     @classmethod
-    def start(cls, workdir: Path, name: str, upstream_base_url: str, candidates_api_base: str | None) -> ProxyProcess:
+    def start(cls, workdir: Path, name: str, upstream_base_url: str, candidates_api_base: str | None,
+              extra_toml: str = "") -> ProxyProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         config_path = workdir / "shadowtap.toml"
-        config_path.write_text(proxy_config(port, upstream_base_url, workdir, candidates_api_base))
+        config_path.write_text(proxy_config(port, upstream_base_url, workdir, candidates_api_base, extra_toml))
         process = spawn(proxy_command(config_path), workdir / "proxy.stderr.log")
         proxy = cls(name, process, f"http://127.0.0.1:{port}", workdir, shadows=candidates_api_base is not None)
         try:

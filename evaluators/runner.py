@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -23,24 +22,10 @@ from evaluators.base import EvalItem, Evaluator, NotApplicable, Score
 from evaluators.items import load_items
 from proxy.config import ContextsConfig, ShadowtapConfig
 from proxy.errors import StoreError
+from proxy.secrets import configured_secrets, scrub_secrets
 from proxy.store.score_store import PendingScore, ScoreStore, score_id
 
 log = logging.getLogger("shadowtap.eval")
-
-# Credential shapes that exception messages from HTTP clients are known to echo back.
-_SECRET_SHAPES = re.compile(
-    r"(?i)((?:api[_-]?key|token|secret|password|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+)?)"
-    r"[^\s'\",}&]+"
-    r"|(bearer\s+)[^\s'\"]+"
-    r"|\b(?:sk|rk|pk|sess)-[A-Za-z0-9_\-]{8,}")
-
-
-def scrub_secrets(message: str, secrets: Sequence[str] = ()) -> str:
-    """The message with known secret values and credential-shaped strings replaced."""
-    for secret in secrets:
-        message = message.replace(secret, "[secret]")
-    return _SECRET_SHAPES.sub(lambda m: (m.group(1) or m.group(2) or "") + "[secret]", message)
-
 
 @dataclass(frozen=True)
 class EvalSelection:
@@ -242,14 +227,6 @@ class EvalRunner:
         rows, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
         self.store.write(rows)
-
-
-def configured_secrets(config: ShadowtapConfig) -> list[str]:
-    """Values of every environment variable the config names as holding a key, to keep out of errors."""
-    names = [config.judge.api_key_env, config.primary.api_key_env, config.server.client_keys_env,
-             *(candidate.api_key_env for candidate in config.candidates)]
-    values = [os.environ.get(name, "") for name in names if name]
-    return [secret.strip() for value in values for secret in value.split(",") if secret.strip()]
 
 
 def _guarded(function: Callable, item: EvalItem) -> object:

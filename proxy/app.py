@@ -25,6 +25,7 @@ from proxy.capture.redaction import Redactor
 from proxy.capture.writer import CaptureWriter
 from proxy.config import ShadowtapConfig
 from proxy.errors import ConfigError
+from proxy.feedback_api import feedback_route
 from proxy.forwarder import PrimaryForwarder
 from proxy.headers import header_value
 from proxy.http_errors import send_error
@@ -104,7 +105,8 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
     primary = PrimaryClient(config.primary)
     shadows = ShadowDispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
     forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,
-                                 primary_api_key=primary_key, shadows=shadows if shadows and shadows.active else None)
+                                 primary_api_key=primary_key, shadows=shadows if shadows and shadows.active else None,
+                                 body_timeout_s=config.server.body_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -113,7 +115,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
             shadows.start()
         await primary.start()
         log.info("shadowtap ready", extra={"primary": primary.base_url, "store": config.store.path,
-                                           "version": __version__})
+                                           "version": __version__, "pid": os.getpid()})
         try:
             yield
         finally:
@@ -121,10 +123,12 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
             if shadows is not None:
                 await asyncio.to_thread(shadows.stop)
             writer.close(timeout_s=max(config.server.graceful_shutdown_s, 5.0))
-            log.info("capture drained", extra={"lost_at_shutdown": writer.lost_at_shutdown})
+            log.info("capture drained", extra={"lost_at_shutdown": writer.lost_at_shutdown,
+                                               "written": writer.written, "pid": os.getpid()})
 
     async def healthz(request: Request) -> Response:
-        health = {"status": "ok", "version": __version__, "capture_queue_depth": writer.queue_depth()}
+        health = {"status": "ok", "version": __version__, "capture_queue_depth": writer.queue_depth(),
+                  "capture_store": writer.store_state()}
         if shadows is not None:
             health["shadow_worker"] = shadows.worker_state()
         return JSONResponse(health)
@@ -134,11 +138,12 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": {"message": f"shadowtap: no route for {request.url.path}; the proxy "
-                                       "forwards /v1/* and serves /healthz and /metrics",
+                                       "forwards /v1/* and serves /healthz, /metrics and POST /shadowtap/feedback",
                                        "type": "invalid_request_error", "param": None, "code": "not_found"}},
                             status_code=404)
 
-    admin = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)],
+    feedback = feedback_route(config, open_store=open_store, writer=writer, redactor=redactor, metrics=metrics)
+    admin = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint), feedback],
                       lifespan=lifespan, exception_handlers={404: not_found})
     return ShadowtapApp(forwarder, admin, metrics, client_keys,
                         keys_in_authorization=primary_key is not None)

@@ -13,6 +13,7 @@ import click
 from proxy import __version__
 from proxy.cli_common import fail_usage, load_config_or_exit
 from proxy.captures_cli import captures
+from proxy.feedback_cli import feedback
 from proxy.errors import ConfigError, StoreError
 
 
@@ -50,15 +51,19 @@ def cli() -> None:
               help="TOML config file (see config.example.toml).")
 @click.option("--host", default=None, help="Override [server] host.")
 @click.option("--port", default=None, type=int, help="Override [server] port.")
-def serve(config_path: str, host: str | None, port: int | None) -> None:
+@click.option("--workers", default=None, type=int, help="Override [server] workers (processes sharing the store).")
+def serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the proxy: forward /v1/* to the primary and capture every exchange."""
     from proxy.server import serve as run_server
     from proxy.store import CaptureStore
+    from proxy.store.preflight import check_store_writable
 
     config = load_config_or_exit(config_path)
     try:
-        config = config.with_overrides(host=host, port=port)
-        CaptureStore.open(config.store.path).close()  # fail fast, before binding the port
+        config = config.with_overrides(host=host, port=port, workers=workers)
+        # Fail fast, before binding the port: an unwritable or full disk, then the schema.
+        check_store_writable(config.store.path)
+        CaptureStore.open(config.store.path).close()
         run_server(config)
     except ConfigError as exc:
         fail_usage(f"config error: {exc}")
@@ -99,6 +104,7 @@ def demo(workdir: str, request_count: int) -> None:
 
 
 cli.add_command(captures)
+cli.add_command(feedback)
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ import click
 
 from proxy.config import ShadowtapConfig, load_config
 from proxy.errors import ConfigError
+from proxy.logs import guard_library_logs
+from proxy.secrets import configured_secrets
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -17,9 +19,10 @@ def fail_usage(message: str) -> NoReturn:
 
 
 def load_config_or_exit(config_path: str | None) -> ShadowtapConfig:
-    if config_path is None:
-        return ShadowtapConfig()
+    """The config (defaults without a path); also keeps its secrets out of any library's log lines."""
     try:
-        return load_config(config_path)
+        config = ShadowtapConfig() if config_path is None else load_config(config_path)
     except ConfigError as exc:
         fail_usage(f"config error: {exc}")
+    guard_library_logs(configured_secrets(config))
+    return config

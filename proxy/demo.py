@@ -2,13 +2,15 @@
 
 Starts the simulated upstream and the proxy on free loopback ports, drives a mixed workload
 through the proxy with the official OpenAI SDK, measures the proxy's added latency against
-direct calls, stops the proxy (which drains capture), summarises what was captured, scores and
-compares it, and finishes with a short replay of the worst-scored exchanges against the primary.
+direct calls, has two simulated reviewers post what really happened to the question-answering
+replies (POST /shadowtap/feedback), stops the proxy (which drains capture), summarises what was
+captured, scores and compares it, and finishes with a short replay of the worst-scored exchanges.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -49,8 +51,10 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
                                     stderr=open(workdir / "simulator.log", "wb"))
         processes.append(upstream)
         wait_until_serving(f"http://127.0.0.1:{upstream_port}/v1/models", upstream)
+        admin_token = secrets.token_urlsafe(24)  # this run's own; the reviewers need it to post feedback
         proxy = subprocess.Popen(proxy_command(config_path), stderr=open(workdir / "proxy-stderr.log", "wb"),
-                                 env={**os.environ, "OPENAI_API_KEY": "sk-demo-not-a-real-key"})
+                                 env={**os.environ, "OPENAI_API_KEY": "sk-demo-not-a-real-key",
+                                      ADMIN_TOKEN_ENV: admin_token})
         processes.append(proxy)
         startup_s = wait_until_serving(f"http://127.0.0.1:{proxy_port}/healthz", proxy)
         shadow_ready_s = _wait_for_shadow_worker(f"http://127.0.0.1:{proxy_port}/healthz")
@@ -59,7 +63,8 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
         console.print(f"shadow worker       ready {startup_s + shadow_ready_s:.1f}s after start "
                       f"(candidates: {', '.join(name for name, _, _ in DEMO_CANDIDATES)})")
 
-        outcomes = _drive_workload(f"http://127.0.0.1:{proxy_port}/v1", request_count)
+        outcomes, answers = _drive_workload(f"http://127.0.0.1:{proxy_port}/v1", request_count)
+        reviewed = _post_reviews(f"http://127.0.0.1:{proxy_port}", admin_token, answers)
         overhead = _measure_overhead(f"http://127.0.0.1:{upstream_port}/v1", f"http://127.0.0.1:{proxy_port}/v1")
         exit_code = stop_process(proxy)
         processes.remove(proxy)
@@ -82,6 +87,9 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
     if exit_code != 0:
         console.print(f"[red]the proxy exited with code {exit_code}; see {workdir / 'proxy-stderr.log'}")
         return 1
+    if not reviewed:
+        console.print("[red]the simulated reviewers could not post their feedback; see the error above")
+        return 1
     if not scored or not reported or not replayed:
         console.print("[red]`shadowtap eval`, `report` or `replay` failed on the demo's captures")
         return 1
@@ -100,11 +108,14 @@ def _write_config(workdir: Path, upstream_port: int, proxy_port: int, store_path
         f'[server]\nhost = "127.0.0.1"\nport = {proxy_port}\nlog_file = "{workdir / "proxy.log"}"\n\n'
         f'[primary]\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
         f'[store]\npath = "{store_path}"\n\n'
+        f'[admin]\ntoken_env = "{ADMIN_TOKEN_ENV}"   # the demo sets it for its proxy; reviewers post feedback\n\n'
         "[shadow]\nprimary_twin_rate = 0.25   # the primary answers twice now and then: its own noise floor\n"
         'primary_twin_models = ["sim-large"]\n\n'
         + "".join(_candidate_toml(name, model, upstream_port, options) for name, model, options in DEMO_CANDIDATES))
     return path
 
+
+ADMIN_TOKEN_ENV = "SHADOWTAP_ADMIN_TOKEN"
 
 # Three simulated candidates with distinct flaws (see proxy/simulator/personas.py).
 # They mirror sim-large traffic only, so the sim-small overhead probes stay unshadowed.
@@ -130,13 +141,16 @@ def _wait_for_shadow_worker(health_url: str, timeout_s: float = 60.0) -> float:
     return time.monotonic() - started
 
 
-def _drive_workload(base_url: str, request_count: int) -> list[tuple[str, bool]]:
+def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, bool]], list]:
+    """(kind, succeeded) per call, and the question-answering replies the reviewers will judge."""
     from openai import OpenAI
 
+    from proxy.demo_reviewers import ReviewedAnswer
     from proxy.demo_workload import demo_calls
 
     client = OpenAI(base_url=base_url, api_key="sk-demo-not-a-real-key", max_retries=0, timeout=30)
     outcomes: list[tuple[str, bool]] = []
+    answers: list[ReviewedAnswer] = []
     columns = (TextColumn("driving traffic"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max_workers=WORKLOAD_THREADS) as pool:
         task = progress.add_task("requests", total=request_count)
@@ -147,9 +161,35 @@ def _drive_workload(base_url: str, request_count: int) -> list[tuple[str, bool]]
             if error is not None:
                 console.print(f"[red]{kind} call failed: {type(error).__name__}: {error}")
             outcomes.append((kind, error is None))
+            if error is None and isinstance(future.result(), ReviewedAnswer):
+                answers.append(future.result())
             progress.advance(task)
     client.close()
-    return outcomes
+    return outcomes, sorted(answers, key=lambda answer: answer.index)
+
+
+def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
+    """Each simulated reviewer posts one batch of outcomes, as a review tool would."""
+    from collections import Counter
+
+    from proxy.demo_reviewers import post_feedback, simulated_feedback
+    from proxy.feedback_items import OUTCOMES
+
+    console.rule("reviewers: POST /shadowtap/feedback")
+    table = Table(title=f"what two simulated reviewers said about {len(answers)} question-answering replies")
+    for column in ("reviewer", *OUTCOMES, "stored"):
+        table.add_column(column, justify="left" if column == "reviewer" else "right", no_wrap=True)
+    for reviewer, items in simulated_feedback(answers).items():
+        try:
+            stored = post_feedback(proxy_url, admin_token, items)
+        except httpx.HTTPError as exc:
+            detail = exc.response.text[:300] if isinstance(exc, httpx.HTTPStatusError) else str(exc)
+            console.print(f"[red]{reviewer}: feedback was refused: {detail}")
+            return False
+        counts = Counter(item["outcome"] for item in items)
+        table.add_row(reviewer, *(str(counts[outcome]) for outcome in OUTCOMES), str(len(stored["results"])))
+    console.print(table)
+    return True
 
 
 def _measure_overhead(direct_url: str, proxied_url: str) -> dict[str, float]:
@@ -284,6 +324,7 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap captures list --store {store_path}")
     console.print(f"  shadowtap captures show <ID> --store {store_path}")
     console.print(f"  shadowtap captures export --store {store_path} -o captures.jsonl")
+    console.print(f"  shadowtap feedback list --store {store_path}   # what the reviewers said")
     console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
     console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses [gate]")
     console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')

@@ -2,17 +2,25 @@
 
 Retrieval-augmented questions (HaluEval rows, context in the `shadowtap` body field), streamed
 chat, tool calls, structured outputs, embeddings, the Responses API, and a rate-limited call.
+
+The app is midway through a model migration: about half of its questions still go to its legacy
+model (sim-drifty, tagged route=legacy), which now and then adds a claim its context does not
+support. Question-answering calls return what a review tool needs to give feedback later: the
+exchange id shadowtap sent back in x-shadowtap-exchange-id, and the answer the app received.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
 import orjson
 from openai import OpenAI, RateLimitError
+
+from proxy.demo_reviewers import ReviewedAnswer
 
 ORDER_TOOL = {
     "type": "function",
@@ -42,10 +50,20 @@ ANSWER_SCHEMA = {
 }
 
 
+QA_MODEL = "sim-large"
+LEGACY_QA_MODEL = "sim-drifty"
+LEGACY_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class DemoCall:
     kind: str
-    run: Callable[[OpenAI], object]
+    run: Callable[[OpenAI], object]   # question answering returns a ReviewedAnswer
+
+
+def qa_route(index: int) -> str:
+    """"legacy" or "main", drawn from the call's position so every run routes the same calls."""
+    return "legacy" if random.Random(f"route:{index}").random() < LEGACY_SHARE else "main"
 
 
 def halueval_rows() -> list[dict]:
@@ -74,21 +92,31 @@ def _tags(task: str, tier: str) -> dict:
     return {"x-shadowtap-task": task, "x-shadowtap-risk-tier": tier, "x-shadowtap-team": "demo"}
 
 
+def _qa_options(row: dict, index: int) -> dict:
+    route = qa_route(index)
+    return {"model": LEGACY_QA_MODEL if route == "legacy" else QA_MODEL, "messages": _rag_messages(row),
+            "extra_body": {"shadowtap": _rag_metadata(row, index)},
+            "extra_headers": {**_tags("qa", "medium"), "x-shadowtap-route": route}}
+
+
+def _reviewed(raw, text: str, row: dict, index: int) -> ReviewedAnswer:
+    return ReviewedAnswer(exchange_id=raw.headers["x-shadowtap-exchange-id"], index=index, text=text,
+                          knowledge=row["knowledge"], right_answer=row["right_answer"])
+
+
 def _rag_call(row: dict, index: int) -> DemoCall:
-    def run(client: OpenAI):
-        return client.chat.completions.create(
-            model="sim-large", messages=_rag_messages(row), temperature=0,
-            extra_body={"shadowtap": _rag_metadata(row, index)}, extra_headers=_tags("qa", "medium"))
+    def run(client: OpenAI) -> ReviewedAnswer:
+        raw = client.chat.completions.with_raw_response.create(temperature=0, **_qa_options(row, index))
+        return _reviewed(raw, raw.parse().choices[0].message.content or "", row, index)
     return DemoCall("rag", run)
 
 
 def _streamed_call(row: dict, index: int) -> DemoCall:
-    def run(client: OpenAI):
-        stream = client.chat.completions.create(
-            model="sim-large", messages=_rag_messages(row), stream=True,
-            stream_options={"include_usage": True},
-            extra_body={"shadowtap": _rag_metadata(row, index)}, extra_headers=_tags("qa", "medium"))
-        return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    def run(client: OpenAI) -> ReviewedAnswer:
+        raw = client.chat.completions.with_raw_response.create(
+            stream=True, stream_options={"include_usage": True}, **_qa_options(row, index))
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+        return _reviewed(raw, text, row, index)
     return DemoCall("stream", run)
 
 

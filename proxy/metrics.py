@@ -45,6 +45,10 @@ class ProxyMetrics:
                                             "Failed attempts to write a batch to the store.", registry=r)
         self.capture_queue_depth = Gauge("shadowtap_capture_queue_depth",
                                          "Exchanges waiting for the capture writer.", registry=r)
+        self.feedback_received = Counter("shadowtap_feedback_received_total",
+                                         "Feedback items accepted by POST /shadowtap/feedback, by outcome and "
+                                         "result (created, or unchanged for a repeat).", ["outcome", "result"],
+                                         registry=r)
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         self.capture_queue_depth.set_function(depth)

@@ -10,7 +10,10 @@ import uvicorn
 
 from proxy.app import create_app
 from proxy.config import ShadowtapConfig
+from proxy.header_deadline import HeaderDeadlineProtocol
 from proxy.logs import configure_logging
+from proxy.secrets import configured_secrets
+from proxy.multiworker import serve_workers
 
 
 # The capture writer thread builds rows in pure Python; with the default 5 ms switch interval a
@@ -21,22 +24,12 @@ LIVE_PATH_SWITCH_INTERVAL_S = 0.0005
 
 def serve(config: ShadowtapConfig) -> None:
     sys.setswitchinterval(LIVE_PATH_SWITCH_INTERVAL_S)
-    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file)
-    app = create_app(config)
-    uvicorn_config = uvicorn.Config(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        lifespan="on",
-        access_log=config.server.access_log,
-        log_config=None,
-        server_header=False,   # the client sees the primary's Server and Date headers, not ours
-        date_header=False,
-        timeout_graceful_shutdown=config.server.graceful_shutdown_s,
-        timeout_keep_alive=30,
-    )
+    configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
+                      configured_secrets(config))
+    if config.server.workers > 1:
+        serve_workers(config, uvicorn_options(config), LIVE_PATH_SWITCH_INTERVAL_S)
+        return
+    uvicorn_config = uvicorn.Config(create_app(config), **uvicorn_options(config))
     server = uvicorn.Server(uvicorn_config)
     # uvicorn re-raises the signal it handled after a graceful shutdown, restoring the handler
     # that was installed before it. A no-op handler there lets the process finish its own cleanup
@@ -47,3 +40,21 @@ def serve(config: ShadowtapConfig) -> None:
     if not server.started:
         # uvicorn has already logged why (port in use, lifespan failure); make the exit code say so.
         raise SystemExit(1)
+
+
+def uvicorn_options(config: ShadowtapConfig) -> dict:
+    """uvicorn.Config's options for one process or for each of [server] workers."""
+    return dict(
+        host=config.server.host,
+        port=config.server.port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        # httptools (uvicorn[standard]) with a deadline for request headers: see header_deadline.py.
+        http=HeaderDeadlineProtocol.with_timeout(config.server.header_timeout_s),
+        lifespan="on",
+        access_log=config.server.access_log,
+        log_config=None,
+        server_header=False,   # the client sees the primary's Server and Date headers, not ours
+        date_header=False,
+        timeout_graceful_shutdown=config.server.graceful_shutdown_s,
+        timeout_keep_alive=30,
+    )

@@ -79,6 +79,10 @@ def test_minimal_config_works_as_it_stands(tmp_path):
      ["'c' is used twice"]),
     ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"model": "openai/m"}]},
      ["name is missing"]),
+    ({"primary": {"base_url": "http://x/v1"}, "gate": {"max_error_rate": float("nan")}},
+     ["[gate] max_error_rate = nan", "between 0 and 1"]),
+    ({"primary": {"base_url": "http://x/v1"}, "shadow": {"worker_nice": 20}},
+     ["[shadow] worker_nice = 20", "between 0 and 19"]),
 ])
 def test_bad_config_names_the_key_value_and_what_is_accepted(raw, fragments):
     with pytest.raises(ConfigError) as caught:

@@ -89,3 +89,18 @@ def test_report_and_gate_are_subcommands_of_shadowtap_when_installed():
 
     result = CliRunner().invoke(cli, ["--help"])
     assert "report" in result.output and "gate" in result.output
+
+
+def test_the_report_reads_the_store_at_one_moment_while_the_proxy_keeps_writing(store_path):
+    from evaluators.report.source import load_input, one_snapshot
+
+    reader, writer = CaptureStore.open(store_path), CaptureStore.open(store_path)
+    with one_snapshot(reader.db):
+        before = load_input(reader.db)
+        StoreBuilder(writer).exchange("late", "2030-01-01T00:00:00.000000+00:00")
+        StoreBuilder(writer).score("late", "primary", "grounding", 1.0)
+        during = load_input(reader.db)
+    after = load_input(reader.db)
+    assert set(during.exchanges) == set(before.exchanges)
+    assert ("late", "primary", "grounding") not in during.scores
+    assert "late" in after.exchanges

@@ -11,8 +11,12 @@ from evaluators.report.model import (
     SCHEMA_VERSION, CandidateReport, CategoryReport, Disagreement, HeatmapCell, LatencySamples, ReportData,
     ScoreDistribution, TrendPoint,
 )
-from evaluators.report.source import PRIMARY, REPORT_EVALUATORS, ReportInput, categories_of, load_input
+from evaluators.report.outcomes_build import OUTCOME_METHODS, build_outcomes
+from evaluators.report.source import (
+    PRIMARY, REPORT_EVALUATORS, ReportInput, categories_of, load_feedback, load_input, one_snapshot,
+)
 from evaluators.report.stats import thin
+from proxy.config import OutcomesConfig
 
 LATENCY_SAMPLE_CAP = 2000
 WORST_PER_CANDIDATE = 20
@@ -62,8 +66,11 @@ def parse_window(text: str) -> timedelta:
 
 
 def build_report(db, *, store: str, since: str | None = None, until: str | None = None, window: str | None = None,
-                 candidate: str | None = None, now: datetime | None = None) -> ReportData:
-    data = load_input(db, since=since, until=until)
+                 candidate: str | None = None, now: datetime | None = None,
+                 outcomes: OutcomesConfig | None = None) -> ReportData:
+    with one_snapshot(db):
+        data = load_input(db, since=since, until=until)
+        feedback = load_feedback(db, since=since, until=until)
     names = [name for name in data.candidates if candidate is None or name == candidate]
     if candidate is not None and candidate not in names:
         names = [candidate]  # a report of nothing is still a report: zero samples, which the gate fails
@@ -79,7 +86,8 @@ def build_report(db, *, store: str, since: str | None = None, until: str | None 
         latency_samples=latency_samples(data, names),
         heatmap=heatmap(reports),
         worst_disagreements=[row for name in names for row in worst_disagreements(data, name)],
-        methods=dict(METHODS),
+        methods={**METHODS, **OUTCOME_METHODS},
+        outcomes=build_outcomes(data.exchanges, feedback, outcomes or OutcomesConfig()),
     )
 
 

@@ -112,7 +112,8 @@ def _build(config_path, store_path, since, until, candidate, window, with_gate):
     except StoreError as exc:
         fail_usage(str(exc))
     try:
-        report = build_report(store.db, store=path, since=since, until=until, window=window, candidate=candidate)
+        report = build_report(store.db, store=path, since=since, until=until, window=window, candidate=candidate,
+                              outcomes=config.outcomes)
     finally:
         store.close()
     if not with_gate:

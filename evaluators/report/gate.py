@@ -3,14 +3,21 @@
 Each check passes, fails, or is skipped when its figure cannot be computed (no twin samples, no
 faithfulness scores, no cost...): a skipped check neither passes nor fails the gate, and says why.
 The gate fails when any check fails, and also when there is no candidate to check at all.
+
+Outcome checks ([gate] min_trusted_task_completion, max_correction_minutes, ...) are about the
+primary's live answers as people judged them (the report's outcomes section), not about a
+candidate: they are a floor the live traffic must meet, checked once per gate as candidate
+"primary", scope "outcomes", only when set, and skipped below outcomes_min_exchanges exchanges
+with feedback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from evaluators.report.model import CandidateReport, GateCheck, GateVerdict, KeyFigures, ReportData
+from evaluators.report.model import CandidateReport, GateCheck, GateVerdict, KeyFigures, OutcomesReport, ReportData
 from proxy.config import GateConfig
+from proxy.config.gate import OUTCOME_CHECKS_OFF
 
 # Figures equal to a threshold pass; this absorbs float noise such as 0.1 + 0.2 > 0.3.
 _EPSILON = 1e-9
@@ -41,6 +48,19 @@ _CHECKS: list[tuple[str, str, Callable[[KeyFigures], float | None], str]] = [
 ]
 
 
+# (check, comparison, figure from the outcomes section, why the figure can be missing)
+_OUTCOME_CHECKS: list[tuple[str, str, Callable[[OutcomesReport], float | None], str]] = [
+    ("min_trusted_task_completion", ">=", lambda o: o.overall.trusted_completion.rate, "no exchange with feedback"),
+    ("max_correction_minutes", "<=", lambda o: o.overall.edit_minutes.mean,
+     "no completed (accepted or edited) answer with edit minutes"),
+    ("max_rejection_rate", "<=", lambda o: o.overall.rejection.rate, "no exchange with feedback"),
+    ("max_policy_violation_rate", "<=", lambda o: o.overall.policy_violation.rate, "no exchange with feedback"),
+    ("min_reviewer_kappa", ">=", lambda o: o.agreement[0].kappa if o.agreement else None,
+     "no exchange judged by two or more reviewers, or every verdict the same (kappa undefined)"),
+]
+OUTCOMES_OWNER, OUTCOMES_SCOPE = "primary", "outcomes"
+
+
 def evaluate_gate(report: ReportData, gate: GateConfig) -> GateVerdict:
     checks: list[GateCheck] = []
     if not report.candidates:
@@ -48,6 +68,7 @@ def evaluate_gate(report: ReportData, gate: GateConfig) -> GateVerdict:
                                 "no candidate has shadow rows in the selected range"))
     for candidate in report.candidates:
         checks.extend(_candidate_checks(candidate, gate))
+    checks.extend(_outcome_checks(report.outcomes, gate))
     failed = [f"{check.candidate} {check.scope} {check.check}" for check in checks if check.status == "fail"]
     skipped = sum(check.status == "skipped" for check in checks)
     return GateVerdict(passed=not failed, checks=checks, failed=failed, skipped=skipped)
@@ -69,6 +90,22 @@ def _candidate_checks(candidate: CandidateReport, gate: GateConfig) -> list[Gate
                                     ">=", "skipped", f"only {samples} samples: category not gated"))
             continue
         checks.extend(_figure_checks(candidate.name, scope, category.figures, gate))
+    return checks
+
+
+def _outcome_checks(outcomes: OutcomesReport | None, gate: GateConfig) -> list[GateCheck]:
+    checks = []
+    exchanges = outcomes.exchanges if outcomes is not None else 0
+    for check, comparison, figure, missing in _OUTCOME_CHECKS:
+        threshold = getattr(gate, check)
+        if threshold == OUTCOME_CHECKS_OFF[check]:
+            continue
+        if outcomes is None or exchanges < gate.outcomes_min_exchanges:
+            checks.append(GateCheck(OUTCOMES_OWNER, OUTCOMES_SCOPE, check, None, threshold, comparison, "skipped",
+                                    f"only {exchanges} exchanges with feedback (outcomes_min_exchanges = "
+                                    f"{gate.outcomes_min_exchanges})"))
+            continue
+        checks.append(_compare(OUTCOMES_OWNER, OUTCOMES_SCOPE, check, figure(outcomes), threshold, comparison, missing))
     return checks
 
 

@@ -4,6 +4,7 @@ Nothing here touches captured text; render_html.py fills the page. The report ne
 so the policy allows none: even a missed escape in captured text could not run.
 """
 
+import html
 import math
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -72,6 +73,17 @@ footer { margin-top: 2rem; color: var(--muted); font-size: .8rem; }
   del, ins, .verdict, .legend .swatch, svg.chart { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
+
+
+def html_page(title: str, body: str, *, extra_style: str = "") -> str:
+    """A whole self-contained page: the policy that forbids scripts and network loads, the
+    stylesheet inline, and `body` (already escaped by the caller) inside."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(CONTENT_SECURITY_POLICY)}">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<meta name="referrer" content="no-referrer">\n'
+            f'<title>{html.escape(title)}</title>\n'
+            f'<style>{STYLESHEET}{extra_style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n')
 
 
 def ticks(low: float, high: float, count: int = 4) -> list[float]:

@@ -248,6 +248,104 @@ class GateVerdict:
 
 
 @dataclass(frozen=True)
+class OutcomeFigures:
+    """Human outcomes of the primary's live answers over one slice of exchanges with feedback.
+
+    Each exchange has one outcome (evaluators.outcomes.resolution says which row counts), so the
+    five outcome rates are shares of `exchanges` that add up to 1. Edit effort is per completed
+    (accepted or edited) answer; `evaluator_means` are the primary's scores on the same exchanges.
+    """
+
+    exchanges: int                      # exchanges with feedback in the slice
+    outcomes: dict[str, int]            # outcome -> exchanges
+    trusted_completion: Rate            # completed, no heavy correction, within budgets
+    completed: Rate                     # accepted or edited
+    heavy_correction: Rate              # some reviewer's edit over a heavy-correction threshold
+    escalation: Rate
+    rejection: Rate                     # outcome rejected (policy violations are counted apart)
+    policy_violation: Rate
+    over_budget: int                    # completed answers over the latency or cost budget
+    edit_minutes: Interval              # per completed answer (accepted without minutes: 0)
+    edit_ratio: Interval                # likewise, edit distance / longer text
+    evaluator_means: dict[str, Interval]
+
+
+@dataclass(frozen=True)
+class OutcomeCategory:
+    value: str                          # a value of OutcomesReport.category
+    figures: OutcomeFigures
+
+
+@dataclass(frozen=True)
+class KappaWindow:
+    start: str                          # ISO 8601 UTC, inclusive
+    end: str                            # exclusive
+    items: int                          # exchanges judged by 2+ reviewers
+    kappa: float | None
+
+
+@dataclass(frozen=True)
+class ReviewerAgreement:
+    """Chance-corrected agreement of the reviewers' outcome labels on exchanges judged by 2+ of them.
+
+    `falling`: among windows with at least [outcomes] falling_min_items items and a kappa, the last
+    one's kappa is at least falling_kappa_drop below the first one's (`drop` = first - last).
+    """
+
+    scope: str                          # "overall" or a category value
+    items: int
+    reviewers: int
+    kappa: float | None                 # None without items, or when chance agreement is 1
+    observed: float | None              # observed agreement
+    expected: float | None              # agreement expected by chance
+    windows: list[KappaWindow]
+    drop: float | None
+    falling: bool
+
+
+@dataclass(frozen=True)
+class EvaluatorValidity:
+    """How well one evaluator's primary score predicts the human outcome: ROC AUC, oriented so that
+    above 0.5 means higher scores go with good outcomes, with a DeLong 95% interval (None with fewer
+    than two of either class); `auc` is None when a class is empty."""
+
+    evaluator: str
+    n: int
+    positives: int                      # bad outcomes: needed heavy correction, escalated, rejected, violation
+    negatives: int                      # good outcomes: accepted, or edited lightly
+    auc: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class OutcomeTrendPoint:
+    start: str
+    end: str
+    figures: OutcomeFigures
+    agreement_items: int
+    kappa: float | None
+
+
+@dataclass(frozen=True)
+class OutcomesReport:
+    """Human outcomes (feedback) on the primary's live answers: figures, validity, agreement, trend."""
+
+    feedback_rows: int                  # feedback rows on exchanges in range
+    exchanges: int                      # exchanges with feedback; 0: nothing below is meaningful
+    category: str                       # the [outcomes] category dimension
+    window: str                         # day | week
+    thresholds: dict[str, float]        # the [outcomes] thresholds used
+    overall: OutcomeFigures
+    categories: list[OutcomeCategory]
+    trends: list[OutcomeTrendPoint]
+    validity: list[EvaluatorValidity]
+    agreement_method: str | None        # "cohen" (exactly two reviewers) | "fleiss" | None (no item)
+    agreement: list[ReviewerAgreement]  # overall first, then by category
+    falling_categories: list[str]
+
+
+@dataclass(frozen=True)
 class ReportData:
     schema_version: int
     generated_at: str
@@ -264,6 +362,7 @@ class ReportData:
     worst_disagreements: list[Disagreement]
     methods: dict[str, str]       # how each figure and test is computed, in words
     gate: GateVerdict | None = None
+    outcomes: OutcomesReport | None = None   # None only for reports built without the store's feedback
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict of lists, dicts, strings, numbers and None, ready for orjson."""

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from evaluators.report.html_assets import (CANDIDATE_COLOURS, CONTENT_SECURITY_POLICY, PRIMARY_COLOUR,
-                                           STYLESHEET, HEAT_SCALE, heat_colour, ticks)
+from evaluators.report.html_assets import (CANDIDATE_COLOURS, HEAT_SCALE, PRIMARY_COLOUR, heat_colour, html_page,
+                                           ticks)
 
 PRIMARY = "primary"
 _TOKEN_RE = re.compile(r"^\s+|\S+\s*")      # words carry their trailing space, so lone spaces never "match"
@@ -35,6 +35,8 @@ _TREND_METRICS = (("agreement above noise", ("agreement", "above_noise")),
 
 def render_html(report: Any) -> str:
     """The report page for a `ReportData` (or its `to_json()` dict)."""
+    from evaluators.report.render_html_outcomes import outcomes_section  # it imports this module's helpers
+
     data: Mapping[str, Any] = report.to_json() if hasattr(report, "to_json") else report
     candidates = [c["name"] for c in data.get("candidates") or []]
     for source in [d["source"] for d in data.get("distributions") or []] + [p["candidate"] for p in data.get("trends") or []]:
@@ -48,16 +50,12 @@ def render_html(report: Any) -> str:
         _section("Latency", _latency(data.get("latency_samples") or [], colours)),
         _section("Trends", _trends(data.get("trends") or [], data.get("window"), colours)),
         _section("Categories", _heatmap(data.get("heatmap") or [], candidates)),
+        _section("Human outcomes", outcomes_section(data.get("outcomes"))),
         _section("Worst disagreements", _disagreements(data.get("worst_disagreements") or [])),
         _methods(data.get("methods") or {}),
         f'<footer>shadowtap report, schema {_e(data.get("schema_version"))}. This file loads nothing '
         f'from the network and runs no script.</footer>'])
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta http-equiv="Content-Security-Policy" content="{_e(CONTENT_SECURITY_POLICY)}">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<meta name="referrer" content="no-referrer">\n'
-            f'<title>shadowtap report, {_e(data.get("generated_at"))}</title>\n'
-            f'<style>{STYLESHEET}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n')
+    return html_page(f'shadowtap report, {"" if data.get("generated_at") is None else data.get("generated_at")}', body)
 
 
 # -- text --------------------------------------------------------------------------------------

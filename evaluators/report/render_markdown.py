@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from evaluators.report.model import ReportData
+from evaluators.report.outcome_tables import outcome_tables, outcomes_note
 from evaluators.report.tables import TextTable, gate_table, report_tables
 
 
@@ -26,6 +27,8 @@ def render_markdown(report: ReportData) -> str:
     if not report.candidates:
         parts.append("No candidate has shadow rows in this range.\n")
     parts += [markdown_table(table) for table in report_tables(report)]
+    parts.append(_cell(outcomes_note(report.outcomes)) + "\n")
+    parts += [markdown_table(table) for table in outcome_tables(report.outcomes)]
     if report.gate is not None:
         parts.append(markdown_table(gate_table(report.gate)))
     return "\n".join(parts)

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evaluators.report.model import GateVerdict, ReportData
+from evaluators.report.outcome_tables import outcome_tables, outcomes_note
 from evaluators.report.tables import TextTable, report_tables
 
 _STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIPPED": "yellow"}
@@ -29,6 +30,9 @@ def render_terminal(report: ReportData, console: Console | None = None) -> None:
     if not report.candidates:
         console.print(Text("no candidate has shadow rows in this range"))
     for table in report_tables(report):
+        console.print(_rich_table(table))
+    console.print(Text(outcomes_note(report.outcomes)), soft_wrap=True)
+    for table in outcome_tables(report.outcomes):
         console.print(_rich_table(table))
     if report.gate is not None:
         render_gate_terminal(report.gate, console)

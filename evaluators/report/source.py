@@ -6,7 +6,10 @@ joined to a time range, so this module holds the report's read SQL; it never wri
 
 from __future__ import annotations
 
+import contextlib
+
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -48,6 +51,21 @@ class ReportInput:
     @property
     def candidates(self) -> list[str]:
         return sorted(name for name in self.shadows if name != TWIN)
+
+
+@contextlib.contextmanager
+def one_snapshot(db) -> Iterator[None]:
+    """Every read inside sees the store at one moment. The proxy keeps writing while a report runs;
+    without this, a score or shadow committed between two reads would point at an exchange the
+    first read never saw. The transaction is only as long as the reads (seconds, not the render)."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("begin")
+    try:
+        yield
+    finally:
+        db.conn.execute("commit")
 
 
 def load_input(db, *, since: str | None = None, until: str | None = None) -> ReportInput:
@@ -95,3 +113,31 @@ def categories_of(exchange: dict) -> list[tuple[str, str]]:
              if exchange.get(dimension) not in (None, "")]
     pairs.extend((f"tag:{name}", value) for name, value in sorted(exchange["tags"].items()))
     return pairs
+
+
+_FEEDBACK_COLUMNS = ("id", "exchange_id", "outcome", "edit_minutes", "edit_ratio", "reviewer", "label", "at",
+                     "received_at")
+
+
+@dataclass
+class FeedbackInput:
+    """Feedback rows on the exchanges in range, and the primary's scores (every evaluator) on those exchanges."""
+
+    rows: list[dict] = field(default_factory=list)
+    primary_scores: dict[str, dict[str, float]] = field(default_factory=dict)   # exchange -> evaluator -> value
+
+
+def load_feedback(db, *, since: str | None = None, until: str | None = None) -> FeedbackInput:
+    """Outcome feedback for exchanges with since <= started_at < until (by the exchange's time, not the feedback's)."""
+    data = FeedbackInput()
+    if not db["feedback"].exists():
+        return data
+    clause, params = ExchangeFilter(since=since, until=until).where()
+    scope = f"select exchange_id from feedback where exchange_id in (select id from exchanges where {clause})"
+    data.rows = list(db.query(f"select {', '.join(_FEEDBACK_COLUMNS)} from feedback where exchange_id in ({scope}) "
+                              "order by at, received_at, id", params))
+    for exchange_id, evaluator, value in db.execute(
+            "select exchange_id, evaluator, value from scores where source = :primary and outcome = 'score' "
+            f"and value is not null and exchange_id in ({scope})", {**params, "primary": PRIMARY}):
+        data.primary_scores.setdefault(exchange_id, {})[evaluator] = float(value)
+    return data

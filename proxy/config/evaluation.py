@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proxy.config.checks import check_env_name, check_http_url, check_range
+from proxy.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
 from proxy.errors import ConfigError
 
 
@@ -21,6 +21,7 @@ class JudgeConfig:
     def validate(self) -> None:
         if self.api_base:
             check_http_url("[judge] api_base", self.api_base)
+            check_not_link_local("[judge] api_base", self.api_base, self.allow_private_network)
         check_env_name("[judge] api_key_env", self.api_key_env)
         check_range("[judge] max_concurrency", self.max_concurrency, 1, 256)
         check_range("[judge] timeout_s", self.timeout_s, 0.1)

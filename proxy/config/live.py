@@ -10,6 +10,7 @@ from proxy.config.checks import check_env_name, check_http_url, check_range
 from proxy.errors import ConfigError
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ServerConfig:
     log_file: str = ""
     access_log: bool = False
     graceful_shutdown_s: float = 30.0
+    workers: int = 1
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
     def validate(self) -> None:
         check_range("[server] port", self.port, 0, 65535)
@@ -35,6 +39,9 @@ class ServerConfig:
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"[server] log_format = {self.log_format!r}: expected 'json' or 'text'")
         check_range("[server] graceful_shutdown_s", self.graceful_shutdown_s, 0)
+        check_range("[server] workers", self.workers, 1, MAX_WORKERS)
+        check_range("[server] header_timeout_s", self.header_timeout_s, 0.001)
+        check_range("[server] body_timeout_s", self.body_timeout_s, 0.001)
 
 
 @dataclass(frozen=True)

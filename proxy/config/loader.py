@@ -9,9 +9,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.config.admin import AdminConfig
+from proxy.config.checks import check_not_proxy_itself
 from proxy.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
 from proxy.config.gate import GateConfig
 from proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
+from proxy.config.outcomes import OutcomesConfig
 from proxy.config.shadow import CandidateConfig, ShadowConfig
 from proxy.errors import ConfigError
 
@@ -29,6 +32,8 @@ class ShadowtapConfig:
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     contracts: ContractsConfig = field(default_factory=ContractsConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -40,6 +45,22 @@ class ShadowtapConfig:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ConfigError(f"[[candidates]] name = {duplicates[0]!r} is used twice; names must be unique")
+        if self.server.workers > 1 and self.shadows_configured():
+            # Each worker would run its own shadow worker, each with the full caps and budgets.
+            raise ConfigError(f"[server] workers = {self.server.workers}: shadow mirroring ([[candidates]] or "
+                              "[shadow] primary_twin_rate) needs workers = 1, since max_concurrency and "
+                              "daily_budget_usd would apply per worker")
+        for key, url in self.model_urls():
+            check_not_proxy_itself(key, url, self.server.host, self.server.port)
+
+    def model_urls(self) -> list[tuple[str, str]]:
+        """Every configured upstream URL with the key that sets it (empty ones left out)."""
+        urls = [("[primary] base_url", self.primary.base_url), ("[judge] api_base", self.judge.api_base)]
+        urls += [(f"[[candidates]] {c.name!r} api_base", c.api_base) for c in self.candidates]
+        return [(key, url) for key, url in urls if url]
+
+    def shadows_configured(self) -> bool:
+        return any(candidate.enabled for candidate in self.candidates) or self.shadow.primary_twin_rate > 0
 
     def with_overrides(self, **server_overrides: object) -> ShadowtapConfig:
         """A copy with `[server]` keys replaced (for --host/--port), validated again."""
@@ -52,7 +73,8 @@ class ShadowtapConfig:
 
 # Every top-level table of the file, and the array of tables [[candidates]].
 _SECTIONS: tuple[str, ...] = ("server", "primary", "store", "redaction", "shadow", "candidates", "judge",
-                              "eval", "contexts", "freshness", "contracts", "gate")
+                              "eval", "contexts", "freshness", "contracts", "gate", "outcomes",
+                              "admin")
 
 
 def load_config(path: str | Path) -> ShadowtapConfig:

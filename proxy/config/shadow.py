@@ -66,6 +66,7 @@ class ShadowConfig:
     primary_twin_rate: float = 0.0    # share of requests also re-sent to the primary (noise floor)
     primary_twin_key_env: str = ""    # the proxy's own key for twin calls (never the client's)
     primary_twin_models: list[str] = field(default_factory=list)  # models to twin; empty: any
+    worker_nice: int = 10             # the shadow worker's scheduling niceness: live requests win the CPU
 
     def validate(self) -> None:
         check_range("[shadow] queue_size", self.queue_size, 1)
@@ -73,4 +74,5 @@ class ShadowConfig:
         check_range("[shadow] breaker_cooldown_s", self.breaker_cooldown_s, 0)
         check_range("[shadow] grace_period_s", self.grace_period_s, 0)
         check_range("[shadow] primary_twin_rate", self.primary_twin_rate, 0, 1)
+        check_range("[shadow] worker_nice", self.worker_nice, 0, 19)
         check_env_name("[shadow] primary_twin_key_env", self.primary_twin_key_env)

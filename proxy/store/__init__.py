@@ -1,5 +1,6 @@
 """The SQLite capture store: schema migrations and the one class that reads and writes SQL."""
 
 from proxy.store.capture_store import CaptureStore
+from proxy.store.feedback_store import FeedbackResult, FeedbackStore
 
-__all__ = ["CaptureStore"]
+__all__ = ["CaptureStore", "FeedbackResult", "FeedbackStore"]

@@ -27,6 +27,8 @@ FLAG_COLUMNS = {
     "upstream_error": "upstream_error is not null",
 }
 COMPARISONS = ("<=", ">=", "!=", "<", ">", "=")
+# A result row with this repetition records a paraphrase-writer call, not a replay of the exchange.
+PARAPHRASE_WRITER_REPETITION = -1
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,19 @@ class ReplayStore:
                 f"write {len(rows)} replay results")
 
     def results(self, run_id: str) -> list[dict]:
-        """Every result of the run, `diff` and `response_tool_calls` parsed, by exchange then repetition."""
-        rows = self.db.query("select * from replay_results where run_id = ? "
+        """Every replayed result of the run, `diff` and `response_tool_calls` parsed, by exchange then
+        repetition (the rows that record a paraphrase being written are left to `paraphrase_rows`)."""
+        rows = self.db.query("select * from replay_results where run_id = ? and repetition >= 0 "
                              "order by exchange_id, coalesce(perturbation, ''), repetition", [run_id])
         return [{**row, "diff": orjson.loads(row["diff"]) if row["diff"] else None,
                  "response_tool_calls": orjson.loads(row["response_tool_calls"]) if row["response_tool_calls"]
                  else None} for row in rows]
+
+    def paraphrase_rows(self, run_id: str) -> list[dict]:
+        """The run's paraphrase-writer calls (repetition PARAPHRASE_WRITER_REPETITION): the text each wrote
+        is its `response_text`, its perturbation names the paraphrase."""
+        return list(self.db.query("select * from replay_results where run_id = ? and repetition = ? "
+                                  "order by exchange_id, perturbation", [run_id, PARAPHRASE_WRITER_REPETITION]))
 
     def _write(self, action, what: str) -> None:
         try:
