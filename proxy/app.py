@@ -113,6 +113,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
         writer.start()
         if shadows is not None:
             shadows.start()
+            await shadows.connect()
         await primary.start()
         log.info("shadowtap ready", extra={"primary": primary.base_url, "store": config.store.path,
                                            "version": __version__, "pid": os.getpid()})
@@ -121,7 +122,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
         finally:
             await primary.close()
             if shadows is not None:
-                await asyncio.to_thread(shadows.stop)
+                await shadows.stop()
             writer.close(timeout_s=max(config.server.graceful_shutdown_s, 5.0))
             log.info("capture drained", extra={"lost_at_shutdown": writer.lost_at_shutdown,
                                                "written": writer.written, "pid": os.getpid()})

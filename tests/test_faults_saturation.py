@@ -47,7 +47,7 @@ def test_a_full_shadow_queue_refuses_jobs_at_once_and_counts_each_as_saturated()
         assert metric_value(text, "shadowtap_shadow_queue_depth") == 3
         assert metric_value(text, 'shadowtap_shadow_calls_total{candidate="c",outcome="skipped",reason="saturated"}') == 7
     finally:
-        dispatcher.stop()
+        asyncio.run(dispatcher.stop())
 
 
 async def burst(base_url: str, bodies: list[dict], monitor) -> list[httpx.Response]:

@@ -1,15 +1,15 @@
 """ShadowDispatcher: the live process's side of shadowing. Plans, enqueues, never waits.
 
-The worker runs in a spawned process fed by a bounded queue; when the queue is full the request
-is recorded as "saturated" for its candidates instead of waiting. The worker's counters come back
+The worker runs in a spawned process fed by a bounded job channel (proxy/shadow/handoff.py); when
+it is full the request is recorded as "saturated" for its candidates instead of waiting. The worker's counters come back
 once a second and are served on /metrics.
 """
 
 from __future__ import annotations
 
 import logging
+import asyncio
 import multiprocessing
-import queue
 import threading
 from collections.abc import Callable
 
@@ -19,8 +19,9 @@ from prometheus_client.registry import Collector
 from proxy.config import ShadowtapConfig
 from proxy.exchange import RawExchange
 from proxy.metrics import ProxyMetrics
+from proxy.shadow.handoff import JobSender, job_channel
 from proxy.shadow.planning import ShadowPlanner
-from proxy.shadow.worker import STOP, run_worker
+from proxy.shadow.worker import run_worker
 
 log = logging.getLogger("shadowtap.shadow")
 
@@ -30,10 +31,11 @@ class ShadowDispatcher:
         self._config = config
         self._planner = ShadowPlanner(config.candidates, config.shadow)
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe under a running event loop
-        self._jobs = self._context.Queue(maxsize=config.shadow.queue_size)
+        live_end, self._worker_end, self._taken = job_channel(self._context)
+        self._jobs = JobSender(live_end, config.shadow.queue_size, self._taken)
         self._snapshots = self._context.Queue(maxsize=8)
         self._process: multiprocessing.Process | None = None
-        self._collector = ShadowMetricsCollector(lambda: _qsize(self._jobs))
+        self._collector = ShadowMetricsCollector(self._jobs.depth)
         self._dropped = 0
         metrics.registry.register(self._collector)
 
@@ -48,7 +50,8 @@ class ShadowDispatcher:
         return "ready" if self._collector.latest.get("ready") else "starting"
 
     def start(self) -> None:
-        self._process = self._context.Process(target=run_worker, args=(self._config, self._jobs, self._snapshots),
+        self._process = self._context.Process(target=run_worker,
+                                              args=(self._config, self._worker_end, self._taken, self._snapshots),
                                               name="shadowtap-shadow-worker")
         self._process.start()
         threading.Thread(target=self._read_snapshots, daemon=True, name="shadow-snapshots").start()
@@ -58,27 +61,31 @@ class ShadowDispatcher:
         plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body,
                                   body_bytes)
         if plan.job is not None:
-            try:
-                self._jobs.put_nowait(plan.job)
-            except queue.Full:
+            if not self._jobs.send(plan.job):
                 self._dropped += 1
                 self._collector.queue_full_drops = self._dropped
                 plan.skips.extend((name, "saturated") for name in plan.job.candidates)
         exchange.shadow_skips = plan.skips
         self._collector.count_skips(plan.skips)
 
-    def stop(self) -> None:
+    async def connect(self) -> None:
+        """Attach the job channel to the running event loop (call after start)."""
+        self._worker_end.close()  # the worker has its own copy now
+        await self._jobs.connect()
+
+    async def stop(self) -> None:
         """Ask the worker to finish: in-flight calls get the grace period, then it writes and exits."""
         if self._process is None:
-            # Never started: nobody will read what is queued, so do not wait to flush it at exit.
-            self._jobs.cancel_join_thread()
+            self._worker_end.close()
             self._jobs.close()
             return
+        self._jobs.send_stop()
+        await self._jobs.flushed(timeout_s=5)
+        await asyncio.to_thread(self._join_worker)
+        self._jobs.close()
+
+    def _join_worker(self) -> None:
         grace = self._config.shadow.grace_period_s
-        try:
-            self._jobs.put(STOP, timeout=5)
-        except queue.Full:
-            log.error("shadow queue stayed full at shutdown; stopping the worker anyway")
         self._process.join(grace + 40)
         if self._process.is_alive():
             log.error("shadow worker did not stop within %.0fs; terminating it", grace + 40)
@@ -93,13 +100,6 @@ class ShadowDispatcher:
             except (EOFError, OSError):
                 return
             self._collector.latest = snapshot
-
-
-def _qsize(jobs) -> int:
-    try:
-        return jobs.qsize()
-    except NotImplementedError:  # macOS
-        return -1
 
 
 class ShadowMetricsCollector(Collector):

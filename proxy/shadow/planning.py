@@ -21,8 +21,8 @@ _MIRRORABLE = frozenset({"chat.completions", "completions", "embeddings", "respo
 class ShadowJob:
     """What the worker needs to call candidates: never the client's headers or credentials.
 
-    The request travels as the JSON bytes forwarded to the primary, not as a parsed dict: the
-    queue pickles jobs in the live process, and pickling bytes is a copy where a dict is a walk."""
+    The request travels as the JSON bytes forwarded to the primary, not as a parsed dict: the live
+    process then only frames bytes it already has (proxy/shadow/handoff.py)."""
 
     exchange_id: str
     started_at: float

@@ -30,13 +30,13 @@ from proxy.metrics import ProxyMetrics
 from proxy.shadow.breaker import CircuitBreaker
 from proxy.shadow.budget import DailyBudget, utc_day
 from proxy.shadow.calls import CallTarget, call_chat, configure_litellm
+from proxy.shadow.handoff import receive_jobs
 from proxy.shadow.planning import TWIN, ShadowJob
 from proxy.shadow.rows import shadow_row, skip_row
 from proxy.store import CaptureStore
 
 log = logging.getLogger("shadowtap.shadow")
 
-STOP = "stop"
 TWIN_MAX_CONCURRENCY = 4
 TWIN_TIMEOUT_S = 120.0
 SNAPSHOT_INTERVAL_S = 1.0
@@ -58,13 +58,13 @@ class WorkerStats:
     skips: Counter = field(default_factory=Counter)       # (candidate, reason) -> n
 
 
-def run_worker(config: ShadowtapConfig, jobs, snapshots) -> None:
+def run_worker(config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -> None:
     """Entry point of the spawned process."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     _lower_priority(config.shadow.worker_nice)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
-    asyncio.run(ShadowWorker(config, jobs, snapshots).run())
+    asyncio.run(ShadowWorker(config, jobs, taken, snapshots).run())
 
 
 def _lower_priority(niceness: int) -> None:
@@ -79,7 +79,7 @@ def _lower_priority(niceness: int) -> None:
 
 def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event,
                   interval_s: float = 0.5) -> None:
-    """A live process killed outright (SIGKILL, OOM) never sends STOP; without this the worker
+    """A live process killed outright (SIGKILL, OOM) never sends the stop frame; without this the worker
     would wait for jobs forever, holding the store open. It finishes its calls and exits instead."""
     while os.getppid() == parent_pid:
         time.sleep(interval_s)
@@ -88,9 +88,10 @@ def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: as
 
 
 class ShadowWorker:
-    def __init__(self, config: ShadowtapConfig, jobs, snapshots) -> None:
+    def __init__(self, config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -> None:
         self._config = config
         self._jobs = jobs
+        self._taken = taken
         self._snapshots = snapshots
         self._stats = WorkerStats()
         self._tasks: set[asyncio.Task] = set()
@@ -140,11 +141,11 @@ class ShadowWorker:
         await self._warm_up(litellm)
         self._ready = True
         self._send_snapshot()
-        threading.Thread(target=self._read_jobs, args=(loop, stopping), daemon=True,
-                         name="shadow-job-reader").start()
+        reading = asyncio.ensure_future(self._read_jobs(stopping))
         reporter = asyncio.ensure_future(self._report_forever())
         log.info("shadow worker ready", extra={"candidates": sorted(self._states)})
         await stopping.wait()
+        reading.cancel()
         await self._drain()
         reporter.cancel()
         self._send_snapshot()
@@ -165,13 +166,11 @@ class ShadowWorker:
         except Exception:
             log.warning("litellm warm-up failed; the first shadow calls will be slower", exc_info=True)
 
-    def _read_jobs(self, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
-        while True:
-            job = self._jobs.get()
-            if job == STOP:
-                loop.call_soon_threadsafe(stopping.set)
-                return
-            loop.call_soon_threadsafe(self._admit, job)
+    async def _read_jobs(self, stopping: asyncio.Event) -> None:
+        """Admit jobs as they arrive, until the live process says stop or goes away."""
+        async for job in receive_jobs(self._jobs, self._taken):
+            self._admit(job)
+        stopping.set()
 
     def _admit(self, job: ShadowJob) -> None:
         names = list(job.candidates) + ([TWIN] if job.twin else [])
