@@ -162,6 +162,7 @@ class PrimaryForwarder:
         await send({"type": "http.response.body", "body": body, "more_body": False})
         record_proxy_error(exchange, status, body, message)
         exchange.t_end = perf_counter()
+        self._metrics.observe_refused(exchange)
         self._sink.submit(exchange)
 
     async def _forward(self, scope, receive, send, exchange: RawExchange) -> None:

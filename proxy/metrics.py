@@ -64,6 +64,10 @@ class ProxyMetrics:
         if exchange.client_disconnected:
             self.client_disconnects.inc()
 
+    def observe_refused(self, exchange: RawExchange) -> None:
+        """A request the proxy answered itself before reading it all (413, 408): counted, not timed."""
+        self.requests.labels(endpoint_for_path(exchange.path), _status_label(exchange.status)).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

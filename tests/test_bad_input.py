@@ -38,6 +38,8 @@ def test_oversized_body_gets_413_json_and_is_not_forwarded(proxy_factory, simula
     error = response.json()["error"]
     assert error["code"] == "request_too_large" and "1000 bytes" in error["message"]
     assert simulator.recorded() == []
+    metrics = httpx.get(f"{proxy.url}/metrics").text
+    assert 'shadowtap_requests_total{endpoint="chat.completions",status="413"} 1.0' in metrics
     assert_still_serving(proxy)
 
 

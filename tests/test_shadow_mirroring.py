@@ -179,3 +179,18 @@ def test_client_retries_are_not_mirrored(proxy_factory, simulator, headers, body
         (row,) = wait_for_shadows(proxy.store_path, 1)
         assert (row["outcome"], row["skip_reason"]) == ("skipped", reason)
         assert candidate.requests == []
+
+
+def test_embeddings_are_mirrored_only_to_candidates_that_list_them(proxy_factory, simulator):
+    extra = (candidate_toml("embedder", simulator.base_url, endpoints=["embeddings"])
+             + candidate_toml("chatter", simulator.base_url))
+    proxy = proxy_factory(simulator.base_url, extra_config=extra)
+    request = {"model": "sim-embed", "input": ["where do orders ship from?", "returns policy"]}
+    direct = httpx.post(f"{simulator.base_url}/embeddings", json=request)
+    through = httpx.post(f"{proxy.base_url}/embeddings", json=request)
+    assert (through.status_code, through.content) == (direct.status_code, direct.content)
+    by_candidate = {row["candidate"]: row for row in wait_for_shadows(proxy.store_path, 2)}
+    embedded, skipped = by_candidate["embedder"], by_candidate["chatter"]
+    assert (embedded["outcome"], embedded["model"], embedded["is_stream"]) == ("ok", "openai/fake-embedder", 0), (embedded["error_class"], embedded["error_message"])
+    assert embedded["prompt_tokens"] and embedded["latency_ms"] is not None and embedded["response_text"] is None
+    assert (skipped["outcome"], skipped["skip_reason"]) == ("skipped", "ineligible")

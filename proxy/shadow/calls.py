@@ -19,6 +19,7 @@ from proxy.secrets import scrub_secrets
 # Copied from the request when present; everything else (user, metadata, store...) stays behind.
 _PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",
                    "parallel_tool_calls", "presence_penalty", "frequency_penalty", "logit_bias", "n")
+_EMBEDDING_PASSED_THROUGH = ("dimensions", "encoding_format")
 
 
 @dataclass(frozen=True)
@@ -93,18 +94,48 @@ class CallResult:
 
 async def call_chat(litellm, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
     kwargs = chat_kwargs(body, target)
-    kwargs.update(api_base=target.api_base, api_key=target.api_key or "no-key-configured",
-                  timeout=target.timeout_s, num_retries=0, max_retries=0)
+    kwargs.update(_connection_kwargs(target))
+
+    async def complete(result: CallResult, started: float) -> None:
+        if stream:
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {"include_usage": True}
+            await _read_stream(await litellm.acompletion(**kwargs), result, started)
+        else:
+            _read_response(await litellm.acompletion(**kwargs), result)
+
+    return await _timed_call(target, complete)
+
+
+async def call_embedding(litellm, body: dict, target: CallTarget) -> CallResult:
+    """The same input embedded by the candidate: outcome, latency, usage and cost are recorded;
+    the vectors are not stored."""
+    kwargs = {"model": target.model, "input": body.get("input")}
+    for name in _EMBEDDING_PASSED_THROUGH:
+        if name in body:
+            kwargs[name] = body[name]
+    kwargs.update(target.params or {})
+    kwargs.update(_connection_kwargs(target))
+
+    async def embed(result: CallResult, started: float) -> None:
+        response = await litellm.aembedding(**kwargs)
+        result.usage = _usage(getattr(response, "usage", None))
+
+    return await _timed_call(target, embed)
+
+
+def _connection_kwargs(target: CallTarget) -> dict:
+    return {"api_base": target.api_base, "api_key": target.api_key or "no-key-configured",
+            "timeout": target.timeout_s, "num_retries": 0, "max_retries": 0}
+
+
+async def _timed_call(target: CallTarget, work) -> CallResult:
+    """Runs `work(result, started)` under the target's total deadline; every failure is an outcome."""
     started = time.perf_counter()
     result = CallResult(outcome="ok")
     try:
         async with asyncio.timeout(target.timeout_s):  # a total deadline, not a per-read one
-            if stream:
-                kwargs["stream"] = True
-                kwargs["stream_options"] = {"include_usage": True}
-                await _read_stream(await litellm.acompletion(**kwargs), result, started)
-            else:
-                _read_response(await litellm.acompletion(**kwargs), result)
+            await work(result, started)
     except TimeoutError:
         result.outcome, result.error_class = "timeout", "TimeoutError"
         result.error_message = f"no complete answer within {target.timeout_s:g}s"
@@ -167,5 +198,5 @@ def _tool_calls(tool_calls) -> list | None:
 def _usage(usage) -> dict | None:
     if not usage or not getattr(usage, "total_tokens", None):
         return None
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": getattr(usage, "completion_tokens", None),
             "total_tokens": usage.total_tokens}

@@ -29,7 +29,7 @@ from proxy.secrets import configured_secrets
 from proxy.metrics import ProxyMetrics
 from proxy.shadow.breaker import CircuitBreaker
 from proxy.shadow.budget import DailyBudget, utc_day
-from proxy.shadow.calls import CallTarget, call_chat, configure_litellm
+from proxy.shadow.calls import CallResult, CallTarget, call_chat, call_embedding, configure_litellm
 from proxy.shadow.handoff import receive_jobs
 from proxy.shadow.planning import TWIN, ShadowJob
 from proxy.shadow.rows import shadow_row, skip_row
@@ -207,12 +207,13 @@ class ShadowWorker:
         if target.is_twin:
             target = CallTarget(TWIN, f"openai/{body.get('model', '')}", target.api_base, target.api_key,
                                 target.timeout_s, None, is_twin=True)
-        stream = body.get("stream") is True
+        stream = body.get("stream") is True and job.endpoint != "embeddings"
         try:
-            result = await call_chat(self._litellm, body, target, stream=stream)
+            if job.endpoint == "embeddings":
+                result = await call_embedding(self._litellm, body, target)
+            else:
+                result = await call_chat(self._litellm, body, target, stream=stream)
         except asyncio.CancelledError:
-            from proxy.shadow.calls import CallResult
-
             result = CallResult(outcome="cancelled", error_class="CancelledError",
                                 error_message="shadowtap shut down before the call finished")
         finally:
