@@ -271,3 +271,14 @@ def test_only_the_named_candidate_is_reported_when_candidate_is_given(store_path
     assert [c["name"] for c in report["candidates"]] == ["nobody"]
     assert report["candidates"][0]["overall"]["samples"] == 0
     assert report["candidates"][0]["overall"]["agreement"]["candidate"]["mean"] is None
+
+
+def test_a_score_mean_interval_never_reaches_outside_what_a_score_can_be():
+    from evaluators.report.stats import SCORE_RANGE, mean_interval
+
+    scores = [1.0, 1.0, 1.0, 0.2]  # mean 0.8; the raw t-interval runs from about 0.16 to 1.44
+    half = 3.182446 * math.sqrt(sum((s - 0.8) ** 2 for s in scores) / 3) / 2
+    raw = mean_interval(scores)
+    clipped = mean_interval(scores, within=SCORE_RANGE)
+    assert raw.high == pytest.approx(0.8 + half) and raw.high > 1
+    assert (clipped.mean, clipped.low, clipped.high) == (pytest.approx(0.8), pytest.approx(0.8 - half), 1.0)

@@ -78,12 +78,14 @@ def test_correction_burden_equals_the_hand_computation(outcomes_json):
     # edited without a ratio = unknown. E05: ana's re-review (2 min) replaces her acceptance.
     minutes = [0, (4 + 6) / 2, (0 + 12) / 2, (2 + 0) / 2, 0, 0, (5 + 7) / 2]        # E01 E02 E03 E05 E06 E08 E10
     ratios = [0, (.1 + .2) / 2, 0, 0, 0, 0, (.5 + .4) / 2]
-    for key, values in (("edit_minutes", minutes), ("edit_ratio", ratios)):
+    # Intervals stop where the figure must: minutes at 0, ratios at 0 and 1.
+    for key, values, top in (("edit_minutes", minutes, math.inf), ("edit_ratio", ratios, 1.0)):
         found = outcomes_json["overall"][key]
         half = T6 * stdev(values) / math.sqrt(len(values))
         assert found["n"] == 7
         assert found["mean"] == pytest.approx(fmean(values))
-        assert (found["low"], found["high"]) == pytest.approx((fmean(values) - half, fmean(values) + half), abs=1e-6)
+        expected = (max(0.0, fmean(values) - half), min(top, fmean(values) + half))
+        assert (found["low"], found["high"]) == pytest.approx(expected, abs=1e-6)
     assert outcomes_json["overall"]["edit_minutes"]["mean"] == pytest.approx(18 / 7)
 
 

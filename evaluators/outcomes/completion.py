@@ -16,12 +16,14 @@ Rates carry 95% Wilson intervals.
 
 from __future__ import annotations
 
+import math
+
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from evaluators.outcomes.resolution import SEVERITY, ExchangeOutcome
 from evaluators.report.model import OutcomeFigures
-from evaluators.report.stats import mean_interval, wilson
+from evaluators.report.stats import SCORE_RANGE, mean_interval, wilson
 from proxy.config import OutcomesConfig
 
 
@@ -61,7 +63,8 @@ def outcome_figures(outcomes: Sequence[ExchangeOutcome], exchanges: Mapping[str,
         rejection=wilson(counts["rejected"], n),
         policy_violation=wilson(counts["policy_violation"], n),
         over_budget=over_budget,
-        edit_minutes=mean_interval([o.edit_minutes for o in completed if o.edit_minutes is not None]),
-        edit_ratio=mean_interval([o.edit_ratio for o in completed if o.edit_ratio is not None]),
-        evaluator_means={name: mean_interval(values) for name, values in sorted(by_evaluator.items())},
+        edit_minutes=mean_interval([o.edit_minutes for o in completed if o.edit_minutes is not None],
+                                   within=(0.0, math.inf)),
+        edit_ratio=mean_interval([o.edit_ratio for o in completed if o.edit_ratio is not None], within=SCORE_RANGE),
+        evaluator_means={name: mean_interval(values, within=SCORE_RANGE) for name, values in sorted(by_evaluator.items())},
     )

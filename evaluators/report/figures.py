@@ -14,7 +14,9 @@ from evaluators.report.model import (
     AgreementFigures, CallCounts, CostFigures, Finding, KeyFigures, LatencyFigures, PairedMean, Rate,
 )
 from evaluators.report.source import PRIMARY, ReportInput
-from evaluators.report.stats import mean_interval, percentile, ratio, two_proportion_z, wilson
+from evaluators.report.stats import (
+    DIFFERENCE_RANGE, SCORE_RANGE, mean_interval, percentile, ratio, two_proportion_z, wilson,
+)
 
 AGREE_AT = 0.9          # evaluators.agreement's "agree" threshold: below it an answer "differs"
 ALPHA = 0.05
@@ -74,7 +76,7 @@ def _agreement(data: ReportInput, candidate: str, answered_ids: list[str], slice
     noise = [score.value for exchange_id in slice_ids
              if (score := data.score(exchange_id, PRIMARY, "agreement")) is not None
              and score.details.get("baseline", "primary_twin") == "primary_twin"]
-    mean, noise_mean = mean_interval(values), mean_interval(noise)
+    mean, noise_mean = mean_interval(values, within=SCORE_RANGE), mean_interval(noise, within=SCORE_RANGE)
     differs = wilson(sum(value < AGREE_AT for value in values), len(values))
     noise_differs = wilson(sum(value < AGREE_AT for value in noise), len(noise))
     above = None if mean.mean is None or noise_mean.mean is None else mean.mean - noise_mean.mean
@@ -87,8 +89,9 @@ def _paired(data: ReportInput, candidate: str, answered_ids: list[str], evaluato
     pairs = [(mine.value, theirs.value) for exchange_id in answered_ids
              if (mine := data.score(exchange_id, candidate, evaluator)) is not None
              and (theirs := data.score(exchange_id, PRIMARY, evaluator)) is not None]
-    return PairedMean(candidate=mean_interval([a for a, _ in pairs]), primary=mean_interval([b for _, b in pairs]),
-                      difference=mean_interval([a - b for a, b in pairs]), n=len(pairs))
+    return PairedMean(candidate=mean_interval([a for a, _ in pairs], within=SCORE_RANGE),
+                      primary=mean_interval([b for _, b in pairs], within=SCORE_RANGE),
+                      difference=mean_interval([a - b for a, b in pairs], within=DIFFERENCE_RANGE), n=len(pairs))
 
 
 def _label_rate(data: ReportInput, source: str, exchange_ids: list[str], evaluator: str, labels) -> Rate:

@@ -33,8 +33,9 @@ def t_975(df: int) -> float:
             + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3))
 
 
-def mean_interval(values: Sequence[float]) -> Interval:
-    """Mean with a 95% t-interval; bounds are None below two values."""
+def mean_interval(values: Sequence[float], *, within: tuple[float, float] | None = None) -> Interval:
+    """Mean with a 95% t-interval; bounds are None below two values. `within` clips the bounds to
+    the range the values can take (a score's mean cannot be above 1, whatever the t-interval says)."""
     n = len(values)
     if n == 0:
         return Interval(None, None, None, 0)
@@ -42,7 +43,14 @@ def mean_interval(values: Sequence[float]) -> Interval:
     if n < 2:
         return Interval(mean, None, None, 1)
     half = t_975(n - 1) * stdev(values) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = max(within[0], low), min(within[1], high)
+    return Interval(mean, low, high, n)
+
+
+SCORE_RANGE = (0.0, 1.0)
+DIFFERENCE_RANGE = (-1.0, 1.0)
 
 
 def wilson(count: int, n: int) -> Rate:
