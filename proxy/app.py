@@ -132,6 +132,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
                   "capture_store": writer.store_state()}
         if shadows is not None:
             health["shadow_worker"] = shadows.worker_state()
+            health["shadow_queue_depth"] = shadows.queue_depth()
         return JSONResponse(health)
 
     async def metrics_endpoint(request: Request) -> Response:

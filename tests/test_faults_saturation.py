@@ -78,7 +78,9 @@ def test_shadow_load_far_above_capacity_is_dropped_and_counted_while_every_live_
             async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as admin:
                 while True:
                     depths.append(metric_value((await admin.get("/metrics")).text, "shadowtap_shadow_queue_depth"))
-                    health.append((await admin.get("/healthz")).status_code)
+                    reply = await admin.get("/healthz")
+                    health.append(reply.status_code)
+                    depths.append(reply.json()["shadow_queue_depth"])
                     await asyncio.sleep(0.05)
 
         responses = asyncio.run(burst(proxy.base_url, bodies, monitor))

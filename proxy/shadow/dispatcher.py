@@ -43,6 +43,10 @@ class ShadowDispatcher:
     def active(self) -> bool:
         return self._planner.active
 
+    def queue_depth(self) -> int:
+        """Shadow jobs handed over that the worker has not taken yet."""
+        return self._jobs.depth()
+
     def worker_state(self) -> str:
         """starting (importing litellm; jobs wait in the queue), ready, or stopped."""
         if self._process is None or not self._process.is_alive():
