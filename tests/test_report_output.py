@@ -49,6 +49,28 @@ def test_terminal_output_shows_each_candidate_when_no_format_is_given(store_path
     assert "10 exchanges" in result.output
 
 
+@pytest.mark.parametrize("width", [80, 250])
+def test_terminal_tables_fit_the_terminal_and_never_cut_a_figure_in_pieces(store_path, width):
+    from rich.console import Console
+
+    from evaluators.report.build import build_report
+    from evaluators.report.render_terminal import render_terminal
+    from evaluators.report.tables import report_tables
+
+    report = build_report(CaptureStore.open(store_path).db, store=str(store_path))
+    console = Console(width=width, record=True)
+    render_terminal(report, console)
+    text = console.export_text()
+    table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└┌"]
+    assert table_lines and max(len(line) for line in table_lines) <= width  # sentences may wrap; tables do not
+    quality = report_tables(report)[0]
+    words = set(text.split())
+    for column, cell in zip(quality.columns, quality.rows[0]):
+        assert set(cell.split()) <= words, (column, cell)  # a long cell may wrap, but never inside a number
+    stacked = "quality: candidates against the primary: small|<b>" in text
+    assert stacked == (width == 80)  # one card per candidate only when the table is too wide
+
+
 def test_html_is_written_by_render_html_when_html_is_given(store_path, tmp_path, monkeypatch):
     module = type(sys)("evaluators.report.render_html")
     module.render_html = lambda report: f"<html>{len(report.candidates)} candidates</html>"

@@ -22,6 +22,35 @@ def _rich_table(table: TextTable) -> Table:
     return rich_table
 
 
+def _natural_width(table: TextTable) -> int:
+    """Columns at their widest cell or header, plus rich's borders and padding."""
+    widths = [max(len(column), *(len(row[index]) for row in table.rows)) if table.rows else len(column)
+              for index, column in enumerate(table.columns)]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _stacked_tables(table: TextTable) -> list[Table]:
+    """A table too wide for the terminal, one row at a time: each figure on a line of its own, so
+    an 80-column terminal (or a CI log) shows whole numbers instead of slivers of them."""
+    stacked = []
+    for row in table.rows:
+        card = Table(title=Text(f"{table.title}: {row[0]}"), title_justify="left", show_header=False)
+        card.add_column(overflow="fold")
+        card.add_column(overflow="fold")
+        for column, cell in zip(table.columns[1:], row[1:]):
+            card.add_row(Text(column), Text(cell, style=_STATUS_STYLE.get(cell, "")))
+        stacked.append(card)
+    return stacked
+
+
+def _print_table(console: Console, table: TextTable) -> None:
+    if _natural_width(table) <= console.width or not table.rows:
+        console.print(_rich_table(table))
+    else:
+        for card in _stacked_tables(table):
+            console.print(card)
+
+
 def render_terminal(report: ReportData, console: Console | None = None) -> None:
     console = console or Console()
     console.print(Text(f"{report.exchanges} exchanges in {report.store}"
@@ -30,10 +59,10 @@ def render_terminal(report: ReportData, console: Console | None = None) -> None:
     if not report.candidates:
         console.print(Text("no candidate has shadow rows in this range"))
     for table in report_tables(report):
-        console.print(_rich_table(table))
+        _print_table(console, table)
     console.print(Text(outcomes_note(report.outcomes)), soft_wrap=True)
     for table in outcome_tables(report.outcomes):
-        console.print(_rich_table(table))
+        _print_table(console, table)
     if report.gate is not None:
         render_gate_terminal(report.gate, console)
 
