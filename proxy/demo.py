@@ -25,7 +25,8 @@ from rich.table import Table
 
 from proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
 
-console = Console()
+# soft_wrap: commands and paths are printed whole, so they can be copied even from an 80-column log.
+console = Console(soft_wrap=True)
 
 # A little latency makes streaming visible without making the demo slow.
 SIMULATOR_OPTIONS = ("--ttft-ms", "40", "--chunk-delay-ms", "4")
@@ -177,8 +178,9 @@ def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
 
     console.rule("reviewers: POST /shadowtap/feedback")
     table = Table(title=f"what two simulated reviewers said about {len(answers)} question-answering replies")
-    for column in ("reviewer", *OUTCOMES, "stored"):
-        table.add_column(column, justify="left" if column == "reviewer" else "right", no_wrap=True)
+    for column in ("reviewer", *(outcome.replace("_", " ") for outcome in OUTCOMES), "stored"):
+        table.add_column(column, justify="left" if column == "reviewer" else "right", overflow="fold",
+                         no_wrap=column == "reviewer")
     for reviewer, items in simulated_feedback(answers).items():
         try:
             stored = post_feedback(proxy_url, admin_token, items)
@@ -221,7 +223,8 @@ def _summarise_store(store_path: Path) -> int:
         " order by endpoint, status", {"probe": PROBE_TASK}))
     table = Table(title=f"captured exchanges ({store_path.name})")
     for column in ("endpoint", "status", "count", "streamed", "avg latency ms", "avg ttft ms", "tokens"):
-        table.add_column(column, justify="right" if column != "endpoint" else "left", no_wrap=True)
+        table.add_column(column, justify="right" if column != "endpoint" else "left", overflow="fold",
+                         no_wrap=column == "endpoint")
     for row in rows:
         table.add_row(row["endpoint"], str(row["status"]), str(row["n"]), str(row["streams"] or 0),
                       str(row["latency"] or ""), str(row["ttft"] or ""), str(row["tokens"] or 0))
@@ -301,8 +304,9 @@ def _print_shadows(store) -> None:
         " round(avg(case when s.outcome = 'ok' then e.latency_ms end), 1) primary_latency"
         " from shadows s join exchanges e on e.id = s.exchange_id group by s.candidate order by s.candidate"))
     table = Table(title="shadow answers (never sent to the app)")
-    for column in ("candidate", "decisions", "ok", "errors", "timeouts", "skipped", "avg ms", "primary avg ms"):
-        table.add_column(column, justify="left" if column == "candidate" else "right", no_wrap=True)
+    for column in ("candidate", "rows", "ok", "errors", "timeouts", "skipped", "avg ms", "primary avg ms"):
+        table.add_column(column, justify="left" if column == "candidate" else "right", overflow="fold",
+                         no_wrap=column == "candidate")
     for row in rows:
         table.add_row(row["candidate"], str(row["n"]), str(row["ok"]), str(row["errors"]), str(row["timeouts"]),
                       str(row["skipped"]), str(row["latency"] or ""), str(row["primary_latency"] or ""))
@@ -326,6 +330,6 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap captures export --store {store_path} -o captures.jsonl")
     console.print(f"  shadowtap feedback list --store {store_path}   # what the reviewers said")
     console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
-    console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses [gate]")
+    console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses \\[gate]")
     console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")
