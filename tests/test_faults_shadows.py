@@ -111,3 +111,42 @@ def test_concurrent_requests_never_put_more_shadows_in_flight_than_the_cap(proxy
         assert outcomes.count(("skipped", "saturated")) >= 1
         assert 1 <= outcomes.count(("timeout", None)) == len(slow.requests)
         assert slow.peak_in_flight <= cap
+
+
+def _child_pids(pid: int) -> list[int]:
+    from pathlib import Path
+
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="reads the process tree from /proc")
+def test_a_dead_shadow_worker_never_fails_a_live_request_and_later_shadows_say_so(proxy_factory, simulator):
+    import os
+    import signal
+
+    with FakeCandidate("ok") as candidate:
+        proxy = proxy_factory(simulator.base_url, extra_config=candidate_toml("c", candidate.base_url))
+        assert httpx.post(f"{proxy.base_url}/chat/completions", json=QUESTION).status_code == 200
+        for pid in _child_pids(proxy.process.pid):  # the shadow worker (and spawn's resource tracker)
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{proxy.url}/healthz").json()["shadow_worker"] != "stopped":
+            assert time.monotonic() < deadline, "the proxy should notice its shadow worker is gone"
+            time.sleep(0.1)
+        direct = httpx.post(f"{simulator.base_url}/chat/completions", json=QUESTION).json()["choices"]
+        for stream in (False, True) * 5:
+            response = httpx.post(f"{proxy.base_url}/chat/completions", json={**QUESTION, "stream": stream})
+            assert response.status_code == 200
+            if stream:
+                assert response.text.rstrip().endswith("data: [DONE]")
+            else:
+                assert response.json()["choices"] == direct
+        # The first request's own shadow row died with the worker's unwritten batch; the ten after
+        # it are each recorded by the live process as skipped.
+        deadline = time.monotonic() + 30
+        while len(later := [row for row in _shadow_rows(proxy.store_path) if row["outcome"] == "skipped"]) < 10:
+            assert time.monotonic() < deadline, f"expected 10 skipped shadow rows, found {len(later)}"
+            time.sleep(0.1)
+        assert len(later) == 10 and {row["skip_reason"] for row in later} == {"worker_unavailable"}

@@ -25,7 +25,7 @@ def test_jobs_arrive_whole_and_in_order_then_stop_ends_the_stream():
         await sender.connect()
         big = b'{"messages":[{"role":"user","content":"' + b"x" * 300_000 + b'"}]}'  # more than one socket buffer
         sent = [job(0), job(1, big), job(2)]
-        assert all(sender.send(each) for each in sent)
+        assert [sender.send(each) for each in sent] == [None, None, None]
         sender.send_stop()
         received = await asyncio.wait_for(collect(worker_end, taken), 10)
         sender.close()
@@ -41,10 +41,10 @@ def test_jobs_beyond_capacity_are_refused_at_once_and_depth_counts_what_the_work
     live_end, worker_end, _ = job_channel(multiprocessing.get_context("spawn"))
     sender = JobSender(live_end, capacity=3, taken=taken)
     results = [sender.send(job(index)) for index in range(5)]  # not connected yet: nothing reads
-    assert results == [True, True, True, False, False]
+    assert results == [None, None, None, "saturated", "saturated"]
     assert sender.depth() == 3
     taken.value = 2  # the worker took two
-    assert sender.depth() == 1 and sender.send(job(5))
+    assert sender.depth() == 1 and sender.send(job(5)) is None
     sender.close()
     worker_end.close()
 
@@ -74,3 +74,18 @@ def test_the_worker_stops_reading_when_the_live_process_closes_its_end():
         return await asyncio.wait_for(collect(worker_end, taken), 10)
 
     assert [each.exchange_id for each in asyncio.run(scenario())] == ["ex-1"]
+
+
+def test_once_the_worker_is_gone_jobs_are_refused_as_worker_unavailable():
+    async def scenario():
+        live_end, worker_end, taken = job_channel(multiprocessing.get_context("spawn"))
+        sender = JobSender(live_end, capacity=10, taken=taken)
+        await sender.connect()
+        worker_end.close()  # as a worker killed outright would
+        for _ in range(100):
+            if sender.send(job(1)) == "worker_unavailable":
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    assert asyncio.run(scenario())

@@ -65,10 +65,12 @@ class ShadowDispatcher:
         plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body,
                                   body_bytes)
         if plan.job is not None:
-            if not self._jobs.send(plan.job):
-                self._dropped += 1
-                self._collector.queue_full_drops = self._dropped
-                plan.skips.extend((name, "saturated") for name in plan.job.candidates)
+            refused = self._jobs.send(plan.job)
+            if refused is not None:
+                if refused == "saturated":
+                    self._dropped += 1
+                    self._collector.queue_full_drops = self._dropped
+                plan.skips.extend((name, refused) for name in plan.job.candidates)
         exchange.shadow_skips = plan.skips
         self._collector.count_skips(plan.skips)
 

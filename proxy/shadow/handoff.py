@@ -5,7 +5,7 @@ anything the kernel cannot take at once is buffered and flushed by the loop). Th
 thread, so handing a job over never makes a live request wait for the GIL, which a
 `multiprocessing.Queue` did. The queue bound is a count: jobs sent minus jobs the worker has
 taken (a shared counter), at most `capacity`; beyond it the job is refused and the request is
-recorded as "saturated".
+recorded as "saturated" (or "worker_unavailable" once the worker has died).
 
 A frame is: 4-byte header length, 4-byte body length (big-endian), the header (JSON: exchange
 id, start time, endpoint, candidates, twin), then the request body exactly as forwarded.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -22,6 +23,8 @@ from collections.abc import AsyncIterator
 import orjson
 
 from proxy.shadow.planning import ShadowJob
+
+log = logging.getLogger("shadowtap.shadow")
 
 _LENGTHS = struct.Struct(">II")
 _STOP_HEADER = b'"stop"'
@@ -66,13 +69,16 @@ class JobSender:
         """Jobs handed over that the worker has not taken yet."""
         return self._sent - self._taken.value
 
-    def send(self, job: ShadowJob) -> bool:
-        """Hand a job over without waiting; False when `capacity` jobs are already waiting."""
+    def send(self, job: ShadowJob) -> str | None:
+        """Hand a job over without waiting. None when it went; otherwise why not: "saturated"
+        (`capacity` jobs are already waiting) or "worker_unavailable" (the worker's end is gone)."""
+        if self._transport is not None and self._transport.is_closing():
+            return "worker_unavailable"
         if self.depth() >= self._capacity:
-            return False
+            return "saturated"
         self._write(encode_job(job))
         self._sent += 1
-        return True
+        return None
 
     async def connect(self) -> None:
         """Attach to the running loop; jobs sent before this go out now."""
@@ -106,9 +112,16 @@ class JobSender:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._transport is not None and self._pending:
-            self._transport.write(b"".join(self._pending))
-            self._pending.clear()
+        if self._transport is None or not self._pending:
+            return
+        frames = b"".join(self._pending)
+        self._pending.clear()
+        if self._transport.is_closing():
+            return  # the worker is gone; from now on send() refuses jobs as worker_unavailable
+        try:
+            self._transport.write(frames)
+        except (OSError, RuntimeError):
+            log.warning("the shadow worker's channel is closed; shadows are skipped as saturated")
 
 
 async def receive_jobs(sock: socket.socket, taken: ctypes.c_longlong
