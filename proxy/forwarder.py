@@ -165,6 +165,14 @@ class PrimaryForwarder:
         self._metrics.observe_refused(exchange)
         self._sink.submit(exchange)
 
+    def _offer_shadows(self, exchange: RawExchange, parsed: dict | None, body: bytes) -> None:
+        """Shadowing can never fail a live request: whatever goes wrong there is logged, and the
+        request goes on to the primary as if no candidate were configured."""
+        try:
+            self._shadows.offer(exchange, parsed, body)
+        except Exception:
+            log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
+
     async def _forward(self, scope, receive, send, exchange: RawExchange) -> None:
         task = asyncio.current_task()
         disconnected = asyncio.Event()
@@ -177,7 +185,7 @@ class PrimaryForwarder:
             body, parsed = prepare_body(exchange.request_body, parse=self._shadows is not None)
             if self._shadows is not None:
                 # Before the primary call, so candidates start at the same moment.
-                self._shadows.offer(exchange, parsed, body)
+                self._offer_shadows(exchange, parsed, body)
             exchange.t_upstream_start = perf_counter()
             try:
                 response = await self._primary.send(exchange.method, url, headers, body)

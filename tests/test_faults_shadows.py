@@ -150,3 +150,39 @@ def test_a_dead_shadow_worker_never_fails_a_live_request_and_later_shadows_say_s
             assert time.monotonic() < deadline, f"expected 10 skipped shadow rows, found {len(later)}"
             time.sleep(0.1)
         assert len(later) == 10 and {row["skip_reason"] for row in later} == {"worker_unavailable"}
+
+
+def test_a_failure_while_handing_a_request_to_the_shadows_still_answers_from_the_primary(simulator):
+    import asyncio
+
+    from proxy.config import PrimaryConfig
+    from proxy.forwarder import PrimaryForwarder
+    from proxy.metrics import ProxyMetrics
+    from proxy.upstream import PrimaryClient
+
+    class BrokenShadows:
+        def offer(self, exchange, body, body_bytes):
+            raise RuntimeError("planning blew up")
+
+    captured = []
+
+    class Sink:
+        def submit(self, exchange):
+            captured.append(exchange)
+            return True
+
+    async def scenario():
+        primary = PrimaryClient(PrimaryConfig(base_url=simulator.base_url))
+        await primary.start()
+        forwarder = PrimaryForwarder(primary, Sink(), ProxyMetrics(), max_body_bytes=1 << 20,
+                                     primary_api_key=None, shadows=BrokenShadows())
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder), base_url="http://proxy") as client:
+                return await client.post("/v1/chat/completions", json=QUESTION)
+        finally:
+            await primary.close()
+
+    response = asyncio.run(scenario())
+    direct = httpx.post(f"{simulator.base_url}/chat/completions", json=QUESTION)
+    assert response.status_code == 200 and response.json()["choices"] == direct.json()["choices"]
+    assert len(captured) == 1 and captured[0].status == 200
