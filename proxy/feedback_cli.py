@@ -155,15 +155,15 @@ def list_feedback(config_path, store_path, exchange_id, limit, as_json):
             click.echo(orjson.dumps(row).decode())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{len(rows)} feedback items" + (f" for {exchange_id}" if exchange_id else ""))
-    for column in ("at", "exchange", "outcome", "reviewer", "label", "edit min", "edit dist", "source", "comment"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(row["at"][:19], row["exchange_id"], row["outcome"], row["reviewer"] or "", row["label"] or "",
-                      _num(row["edit_minutes"]), _num(row["edit_distance"]), row["source"], row["comment"] or "")
-    Console().print(table)
+    from proxy.terminal_tables import print_table
+
+    title = f"{len(rows)} feedback items" + (f" for {exchange_id}" if exchange_id else "")
+    columns = ("exchange", "at", "outcome", "reviewer", "label", "edit min", "edit dist", "source", "comment")
+    print_table(Console(), title, columns,
+                [[row["exchange_id"], row["at"][:19], row["outcome"], row["reviewer"] or "", row["label"] or "",
+                  _num(row["edit_minutes"]), _num(row["edit_distance"]), row["source"], row["comment"] or ""]
+                 for row in rows])
 
 
 def _num(value) -> str:

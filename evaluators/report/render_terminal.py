@@ -3,52 +3,16 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from evaluators.report.model import GateVerdict, ReportData
 from evaluators.report.outcome_tables import outcome_tables, outcomes_note
 from evaluators.report.tables import TextTable, report_tables
-
-_STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIPPED": "yellow"}
-
-
-def _rich_table(table: TextTable) -> Table:
-    rich_table = Table(title=Text(table.title), title_justify="left")
-    for column in table.columns:
-        rich_table.add_column(Text(column), overflow="fold")
-    for row in table.rows:
-        rich_table.add_row(*(Text(cell, style=_STATUS_STYLE.get(cell, "")) for cell in row))
-    return rich_table
-
-
-def _natural_width(table: TextTable) -> int:
-    """Columns at their widest cell or header, plus rich's borders and padding."""
-    widths = [max(len(column), *(len(row[index]) for row in table.rows)) if table.rows else len(column)
-              for index, column in enumerate(table.columns)]
-    return sum(widths) + 3 * len(widths) + 1
-
-
-def _stacked_tables(table: TextTable) -> list[Table]:
-    """A table too wide for the terminal, one row at a time: each figure on a line of its own, so
-    an 80-column terminal (or a CI log) shows whole numbers instead of slivers of them."""
-    stacked = []
-    for row in table.rows:
-        card = Table(title=Text(f"{table.title}: {row[0]}"), title_justify="left", show_header=False)
-        card.add_column(overflow="fold")
-        card.add_column(overflow="fold")
-        for column, cell in zip(table.columns[1:], row[1:]):
-            card.add_row(Text(column), Text(cell, style=_STATUS_STYLE.get(cell, "")))
-        stacked.append(card)
-    return stacked
+from proxy.terminal_tables import STATUS_STYLE, print_table
 
 
 def _print_table(console: Console, table: TextTable) -> None:
-    if _natural_width(table) <= console.width or not table.rows:
-        console.print(_rich_table(table))
-    else:
-        for card in _stacked_tables(table):
-            console.print(card)
+    print_table(console, table.title, table.columns, table.rows)
 
 
 def render_terminal(report: ReportData, console: Console | None = None) -> None:
@@ -73,7 +37,7 @@ def render_gate_terminal(verdict: GateVerdict, console: Console | None = None) -
     for check in verdict.checks:
         figure = "–" if check.figure is None else f"{check.figure:.4g}"
         status = check.status.upper()
-        line = Text(f"{status:<8}", style=_STATUS_STYLE[status])
+        line = Text(f"{status:<8}", style=STATUS_STYLE[status])
         line.append(f"{check.candidate}  {check.scope}  {check.check}: {figure} (must be {check.comparison} "
                     f"{check.threshold:g})" + (f"  [{check.reason}]" if check.reason else ""))
         console.print(line, soft_wrap=True)
