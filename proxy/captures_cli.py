@@ -99,19 +99,19 @@ def list_captures(config_path, store_path, since, until, endpoint, model, status
             click.echo(orjson.dumps(row).decode())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{len(rows)} of {store.count_exchanges()} captured exchanges ({store.path})")
-    for column in ("id", "started_at", "endpoint", "model", "stream", "status", "latency ms", "ttft ms",
-                   "tokens", "cost $", "flags"):
-        table.add_column(column, overflow="fold")
+    from proxy.terminal_tables import print_table
+
+    columns = ("id", "started_at", "endpoint", "model", "stream", "status", "latency ms", "ttft ms", "tokens",
+               "cost $", "flags")
+    table_rows = []
     for row in rows:
         flags = [name for name in ("client_disconnected", "stream_incomplete", "request_unparseable") if row[name]]
-        table.add_row(row["id"], row["started_at"][:23], row["endpoint"], row["model"] or "",
-                      "yes" if row["is_stream"] else "", str(row["status"]), _num(row["latency_ms"]),
-                      _num(row["ttft_ms"]), _num(row["total_tokens"]), _num(row["cost_usd"], 6),
-                      " ".join(flags))
-    Console().print(table)
+        table_rows.append([row["id"], row["started_at"][:23], row["endpoint"], row["model"] or "",
+                           "yes" if row["is_stream"] else "", str(row["status"]), _num(row["latency_ms"]),
+                           _num(row["ttft_ms"]), _num(row["total_tokens"]), _num(row["cost_usd"], 6), " ".join(flags)])
+    print_table(Console(), f"{len(rows)} of {store.count_exchanges()} captured exchanges ({store.path})", columns,
+                table_rows, list_rows=True)
 
 
 @captures.command("show")

@@ -163,7 +163,7 @@ def list_feedback(config_path, store_path, exchange_id, limit, as_json):
     print_table(Console(), title, columns,
                 [[row["exchange_id"], row["at"][:19], row["outcome"], row["reviewer"] or "", row["label"] or "",
                   _num(row["edit_minutes"]), _num(row["edit_distance"]), row["source"], row["comment"] or ""]
-                 for row in rows])
+                 for row in rows], list_rows=True)
 
 
 def _num(value) -> str:

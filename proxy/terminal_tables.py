@@ -1,8 +1,9 @@
-"""Tables for a terminal of any width: as a table when it fits, otherwise one card per row.
+"""Tables for a terminal of any width: as a table when it fits, otherwise row by row.
 
 rich folds a table that is too wide into columns a few characters wide, splitting every id and
-number across lines. A card per row (each column on a line of its own) keeps them whole on an
-80-column terminal or in a CI log. Every cell is plain text: nothing becomes rich markup.
+number across lines. Row by row keeps them whole on an 80-column terminal or in a CI log: a card
+per row (each column on a line of its own) for a few rows, or for long lists one line per row,
+`first-cell  column=value ...`, empty cells left out. Every cell is plain text, never markup.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ from rich.text import Text
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIPPED": "yellow"}
 
 
-def print_table(console: Console, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(console: Console, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
+                list_rows: bool = False) -> None:
     if not rows or natural_width(columns, rows) <= console.width:
         console.print(_table(title, columns, rows))
+        return
+    if list_rows:
+        console.print(Text(title), soft_wrap=True)
+        for row in rows:
+            fields = [f"{column.replace(' ', '_')}={cell}" for column, cell in zip(columns[1:], row[1:]) if cell]
+            console.print(Text("  ".join([row[0], *fields])), soft_wrap=True)
         return
     for row in rows:
         card = Table(title=Text(f"{title}: {row[0]}"), title_justify="left", show_header=False)
