@@ -22,6 +22,7 @@ from proxy.headers import forwardable_request_headers, header_value, relayable_r
 from proxy.http_errors import error_body, record_proxy_error, send_error
 from proxy.metrics import ProxyMetrics
 from proxy.upstream import PrimaryClient
+from proxy.upstream_path import UnsafePath, upstream_suffix
 
 log = logging.getLogger("shadowtap.proxy")
 
@@ -102,6 +103,11 @@ class PrimaryForwarder:
             request_headers=scope["headers"], request_body=b"",
         )
         try:
+            suffix = upstream_suffix(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape"))
+        except UnsafePath as exc:
+            await self._reject_unsafe_path(exchange, send, exc)
+            return
+        try:
             exchange.request_body = await self._read_body(scope["headers"], receive)
         except _BodyTooLarge:
             await self._reject_oversized(exchange, send)
@@ -112,7 +118,7 @@ class PrimaryForwarder:
             await self._reject_slow_body(exchange, send)
             return
         try:
-            await self._forward(scope, receive, send, exchange)
+            await self._forward(scope, receive, send, exchange, suffix)
         finally:
             exchange.t_end = perf_counter()
             self._metrics.observe_exchange(exchange)
@@ -151,6 +157,13 @@ class PrimaryForwarder:
         log.warning("request body too slow", extra={"exchange_id": exchange.id, "path": exchange.path})
         await self._reject_unread_body(exchange, send, 408, message, "request_timeout")
 
+    async def _reject_unsafe_path(self, exchange: RawExchange, send, reason: UnsafePath) -> None:
+        message = (f"shadowtap: refused path {exchange.path!r}: {reason}; it was not forwarded. "
+                   "Send the path your SDK builds below /v1/, without encoded '/' or dot segments.")
+        self._metrics.path_refused.inc()
+        log.warning("request path refused", extra={"exchange_id": exchange.id, "reason": str(reason)})
+        await self._reject_unread_body(exchange, send, 400, message, "invalid_path")
+
     async def _reject_unread_body(self, exchange: RawExchange, send, status: int, message: str, code: str) -> None:
         """Answer before the body was read, and capture that answer."""
         body = error_body(message, type_="invalid_request_error", code=code)
@@ -173,14 +186,13 @@ class PrimaryForwarder:
         except Exception:
             log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
 
-    async def _forward(self, scope, receive, send, exchange: RawExchange) -> None:
+    async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str) -> None:
         task = asyncio.current_task()
         disconnected = asyncio.Event()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, disconnected))
         response: aiohttp.ClientResponse | None = None
         try:
-            path_after_v1 = scope["raw_path"].decode("latin-1")[3:] if scope.get("raw_path") else scope["path"][3:]
-            url = self._primary.url_for(path_after_v1, scope["query_string"])
+            url = self._primary.url_for(suffix, scope["query_string"])
             headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key)
             body, parsed = prepare_body(exchange.request_body, parse=self._shadows is not None)
             if self._shadows is not None:

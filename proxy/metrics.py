@@ -33,6 +33,9 @@ class ProxyMetrics:
                                        "Primary responses that broke off mid-body.", registry=r)
         self.body_too_large = Counter("shadowtap_request_body_too_large_total",
                                       "Requests refused with 413.", registry=r)
+        self.path_refused = Counter("shadowtap_request_path_refused_total",
+                                    "Requests refused with 400 for a path that could leave the primary's "
+                                    "base path.", registry=r)
         self.unauthorized = Counter("shadowtap_unauthorized_total",
                                     "Requests refused with 401 for a missing or wrong proxy key.", registry=r)
         self.capture_enqueued = Counter("shadowtap_capture_enqueued_total",

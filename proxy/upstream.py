@@ -24,6 +24,9 @@ class PrimaryClient:
     def __init__(self, config: PrimaryConfig) -> None:
         self._config = config
         self._base = config.base_url.rstrip("/")
+        origin = URL(self._base)
+        self._scheme, self._authority = origin.scheme, origin.raw_authority
+        self._base_path = origin.raw_path.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -52,10 +55,11 @@ class PrimaryClient:
             self._session = None
 
     def url_for(self, path_after_v1: str, query: bytes) -> URL:
-        target = self._base + path_after_v1
-        if query:
-            target += "?" + query.decode("latin-1")
-        return URL(target, encoded=True)
+        """The configured origin and base path, extended by a suffix that `upstream_suffix`
+        checked; built from parts, so no byte of the request can become a host or user info."""
+        return URL.build(scheme=self._scheme, authority=self._authority,
+                         path=self._base_path + path_after_v1, query_string=query.decode("latin-1"),
+                         encoded=True)
 
     async def send(self, method: str, url: URL, headers: list[tuple[str, str]],
                    body: bytes) -> aiohttp.ClientResponse:
