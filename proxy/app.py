@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from proxy import __version__
-from proxy.capture.pricing import PriceTable
-from proxy.capture.record import CaptureRowBuilder
+from proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
 from proxy.capture.redaction import Redactor
 from proxy.capture.writer import CaptureWriter
 from proxy.config import ShadowtapConfig
@@ -92,11 +91,12 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
                         patterns=redaction.patterns, replacement=redaction.replacement)
     open_store = open_store or (lambda: CaptureStore.open(config.store.path))
 
-    def make_build(store: CaptureStore):
+    def make_build(store: CaptureStore) -> RowBuilderProcess:
         salt = store.client_key_salt() if config.store.hash_client_keys else None
-        builder = CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
-                                    client_key_salt=salt, max_body_bytes=config.store.max_capture_body_bytes)
-        return builder.build_rows
+        return RowBuilderProcess(RowBuilderSettings(
+            emails=redaction.emails, phones=redaction.phones, card_numbers=redaction.card_numbers,
+            patterns=tuple(redaction.patterns), replacement=redaction.replacement, client_key_salt=salt,
+            max_body_bytes=config.store.max_capture_body_bytes))
 
     writer = CaptureWriter(open_store, make_build, metrics, queue_size=config.store.queue_size,
                            batch_size=config.store.batch_size,

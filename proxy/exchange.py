@@ -1,7 +1,7 @@
 """The raw exchange: what the live path hands to capture, and exchange ids.
 
 The request path only collects bytes and timestamps here; parsing, assembly, redaction and
-pricing happen later in the capture writer, off the request path.
+pricing happen later in the capture row builder process, off the request path.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class RawExchange:
     path: str
     query: str
     request_headers: list[tuple[bytes, bytes]]
-    request_body: bytes
+    request_body: bytes | bytearray  # a bytearray when it arrived in several pieces
     status: int = 0
     response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     response_chunks: list[bytes] = field(default_factory=list)

@@ -62,7 +62,7 @@ class PrimaryClient:
                          encoded=True)
 
     async def send(self, method: str, url: URL, headers: list[tuple[str, str]],
-                   body: bytes) -> aiohttp.ClientResponse:
+                   body: bytes | memoryview) -> aiohttp.ClientResponse:
         """Start the request and return once the primary's status and headers arrive."""
         assert self._session is not None, "PrimaryClient.start() was not awaited"
         try:

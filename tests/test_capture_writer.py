@@ -9,6 +9,7 @@ from time import perf_counter
 
 import pytest
 
+from proxy.capture.builder_process import InProcessBuilder
 from proxy.capture.record import CaptureRows
 from proxy.capture.writer import CaptureWriter
 from proxy.exchange import RawExchange, new_exchange_id
@@ -86,7 +87,7 @@ def make_writer(store: FakeStore, metrics: ProxyMetrics, builder: FakeBuilder | 
                 queue_size: int = 1000, batch_size: int = 50, flush_interval_s: float = 0.01,
                 capture_all_endpoints: bool = False) -> CaptureWriter:
     builder = builder or FakeBuilder()
-    return CaptureWriter(lambda: store, lambda opened: builder.build, metrics, queue_size=queue_size,
+    return CaptureWriter(lambda: store, lambda opened: InProcessBuilder(builder.build), metrics, queue_size=queue_size,
                          batch_size=batch_size, flush_interval_s=flush_interval_s,
                          capture_all_endpoints=capture_all_endpoints)
 

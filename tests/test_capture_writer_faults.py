@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from proxy.capture.builder_process import InProcessBuilder
 from proxy.capture.record import CaptureRows
 from proxy.capture.writer import CaptureWriter
 from proxy.metrics import ProxyMetrics
@@ -48,7 +49,7 @@ def store_path(tmp_path):
 def make_writer(store_path, metrics: ProxyMetrics, **options) -> CaptureWriter:
     """The writer opens the store in its own thread, as the proxy's does."""
     settings = {"queue_size": 100, "batch_size": 10, "flush_interval_s": 0.01, **options}
-    return CaptureWriter(lambda: FlakyStore.open(store_path), lambda opened: lambda rows: rows, metrics, **settings)
+    return CaptureWriter(lambda: FlakyStore.open(store_path), lambda opened: InProcessBuilder(), metrics, **settings)
 
 
 def stored_ids(store_path, table: str = "exchanges") -> set[str]:

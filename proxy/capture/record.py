@@ -21,6 +21,9 @@ from proxy.exchange import RawExchange
 from proxy.shadow.rows import skip_row
 from proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
 
+# Longer than any card number or phone number the redactor recognises.
+_REDACTION_MARGIN = 64
+
 CAPTURED_ENDPOINTS = frozenset({"chat.completions", "completions", "responses", "embeddings"})
 
 
@@ -107,7 +110,7 @@ class CaptureRowBuilder:
             request = orjson.loads(body)
         except orjson.JSONDecodeError:
             fields["request_unparseable"] = 1
-            fields["request_raw"] = self._clip(self._redact_bytes(body), fields)
+            fields["request_raw"] = self._redacted_and_clipped(body, fields)
             return fields
         fields["request_unparseable"] = 0
         if isinstance(request, dict):
@@ -117,6 +120,11 @@ class CaptureRowBuilder:
             model = request.get("model")
             fields["model"] = model if isinstance(model, str) else None
             fields["is_stream"] = int(request.get("stream") is True)
+        if len(body) > self._max_body_bytes:
+            # Too large to store whole: its first bytes, cut before redaction so the cost of
+            # redacting is bounded by the limit, not by what a client chose to send.
+            fields["request_raw"] = self._redacted_and_clipped(body, fields)
+            return fields
         fields["request_json"] = orjson.dumps(self._redactor.redact_json(request)).decode()
         return fields
 
@@ -144,16 +152,21 @@ class CaptureRowBuilder:
             if assembled.first_content_chunk is not None and raw.chunk_times:
                 index = min(assembled.first_content_chunk, len(raw.chunk_times) - 1)
                 fields["ttft_ms"] = _ms(raw.t_start, raw.chunk_times[index])
-        elif assembled.body is not None:
+        elif assembled.body is not None and sum(map(len, chunks)) <= self._max_body_bytes:
             fields["response_json"] = orjson.dumps(self._redactor.redact_json(assembled.body)).decode()
         elif chunks:
-            fields["response_unparseable"] = 1
-            fields["response_raw"] = self._clip(self._redact_bytes(b"".join(chunks)), fields)
+            if assembled.body is None:
+                fields["response_unparseable"] = 1
+            fields["response_raw"] = self._redacted_and_clipped(b"".join(chunks), fields)
         if raw.stream_broken:
             fields["stream_incomplete"] = 1
 
         fields["response_model"] = assembled.model
-        text = self._redactor.redact_text(assembled.text) if assembled.text else assembled.text
+        text = assembled.text
+        if text and len(text) > self._max_body_bytes:
+            text = text[: self._max_body_bytes + _REDACTION_MARGIN]
+            fields["capture_truncated"] = 1
+        text = self._redactor.redact_text(text)[: self._max_body_bytes] if text else text
         tool_calls = self._redactor.redact_json(assembled.tool_calls) if assembled.tool_calls else None
         fields["response_text"] = text
         fields["response_tool_calls"] = orjson.dumps(tool_calls).decode() if tool_calls else None
@@ -169,6 +182,13 @@ class CaptureRowBuilder:
         model = assembled.model or request_model
         fields["cost_usd"] = self._prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return fields
+
+    def _redacted_and_clipped(self, data: bytes, fields: dict) -> bytes:
+        """At most max_body_bytes of `data`, redacted. Cut first (with a margin, so a number
+        that straddles the limit is still recognised whole), then redacted, then cut to the limit."""
+        if len(data) > self._max_body_bytes:
+            data = data[: self._max_body_bytes + _REDACTION_MARGIN]
+        return self._clip(self._redact_bytes(data), fields)
 
     def _redact_bytes(self, data: bytes) -> bytes:
         if not self._redactor.enabled:

@@ -37,6 +37,89 @@ _TRUNK_DIGITS = range(10, 12)
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
+class _NearEndsPattern:
+    """`pattern.sub(replace, text)`, with the same result, in time linear in the text.
+
+    Card and phone matches lie inside runs of a few characters (digits and separators) and are
+    at most `reach` characters long. Inside a run, a match can only end at the run's end or where
+    `breaks` matches (two separators in a row, say). Runs are found by one possessive scan; inside
+    a long run the pattern is tried only in blocks that hold a break (and the `reach` before
+    them). A run of a million digits and spaces, where the plain pattern tries and backtracks at
+    every digit, costs two character-class scans here.
+    """
+
+    _BLOCK = 4096
+
+    def __init__(self, pattern: re.Pattern[str], *, run_chars: str, min_length: int, breaks: str,
+                 reach: int) -> None:
+        self._pattern = pattern
+        self._runs = re.compile(rf"(?<![{run_chars}])[{run_chars}]{{{min_length},}}+", re.ASCII)
+        self._breaks = re.compile(breaks, re.ASCII)
+        self._reach = reach
+
+    def sub(self, replace, text: str) -> str:
+        pieces: list[str] = []
+        done = 0  # text[:done] is in pieces
+        for run in self._runs.finditer(text):
+            for first, last_start in self._windows(text, *run.span()):
+                for match in self._matches(text, max(first, done), last_start):
+                    pieces.append(text[done:match.start()])
+                    pieces.append(replace(match))
+                    done = match.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _windows(self, text: str, run_start: int, run_stop: int):
+        """Where matches may start, as (first, last_start) spans in order."""
+        if run_stop - run_start <= self._BLOCK:
+            yield run_start, run_stop
+            return
+        window = None
+        for block_start in range(run_start, run_stop, self._BLOCK):
+            block_stop = min(block_start + self._BLOCK, run_stop)
+            # The run's last block always holds an end; any other block only if `breaks` shows one.
+            if block_stop < run_stop and self._breaks.search(text, block_start, block_stop + 1) is None:
+                continue
+            first = max(run_start, block_start - self._reach)
+            if window is not None and first <= window[1]:
+                window = (window[0], block_stop)
+                continue
+            if window is not None:
+                yield window
+            window = (first, block_stop)
+        if window is not None:
+            yield window
+
+    def _matches(self, text: str, position: int, last_start: int):
+        # A match starting before `last_start` ends by `stop`; the search sees two characters
+        # more, all any lookahead here needs. A match running past `stop` can only be one the
+        # cut fooled, so it is judged again on the whole text.
+        stop = last_start + self._reach
+        limit = min(len(text), stop + 2)
+        while position < last_start:
+            match = self._pattern.search(text, position, limit)
+            if match is None or match.start() >= last_start:
+                return
+            if match.end() > stop:
+                start = match.start()
+                match = self._pattern.match(text, start)
+                if match is None:
+                    position = start + 1
+                    continue
+            yield match
+            position = max(match.end(), match.start() + 1)
+
+
+# Inside a run, a card ends at a digit followed by a separator and a non-digit, so by two
+# separators in a row; a phone ends at a digit before "+", "(" or ")", or before a space or dot and
+# a non-digit. `reach` is the longest match (37 characters for a card, 41 for a phone) and some.
+_CARDS = _NearEndsPattern(_CARD, run_chars="0-9 \\-", min_length=13, breaks=r"[ \-]{2}", reach=48)
+_PHONES = _NearEndsPattern(_PHONE, run_chars="0-9 +().\\-", min_length=8, breaks=r"[+()]|[ .\-][ +().\-]",
+                           reach=48)
+
+
 class Redactor:
     """Replaces personal data in text with "[REDACTED:<kind>]" markers.
 
@@ -89,9 +172,9 @@ class Redactor:
             text = _EMAIL.sub(self._email_marker, text)
         if (self._cards or self._phones) and _DIGIT.search(text):
             if self._cards:
-                text = _CARD.sub(self._card_or_original, text)
+                text = _CARDS.sub(self._card_or_original, text)
             if self._phones:
-                text = _PHONE.sub(self._phone_or_original, text)
+                text = _PHONES.sub(self._phone_or_original, text)
         return text
 
     def redact_json(self, value: object) -> object:

@@ -14,9 +14,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from proxy.capture.assemble import endpoint_for_path
+from proxy.capture.builder_process import BuildFailure
 from proxy.capture.record import CAPTURED_ENDPOINTS, CaptureRows
 from proxy.exchange import RawExchange
 from proxy.metrics import ProxyMetrics
@@ -33,12 +35,20 @@ _CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.Progr
                    TypeError, ValueError, OverflowError)
 
 
+class RowBuilding(Protocol):
+    """Makes store rows from a batch of items, one result per item, in order."""
+
+    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]: ...
+
+    def close(self) -> None: ...
+
+
 class CaptureWriter:
     """Items are raw exchanges (from the live path) or ready CaptureRows (from the shadow worker);
-    `make_build` turns the opened store into the function that makes rows from an item."""
+    `make_build` turns the opened store into what makes rows from them (closed with the writer)."""
 
     def __init__(self, open_store: Callable[[], CaptureStore],
-                 make_build: Callable[[CaptureStore], Callable[[object], CaptureRows]], metrics: ProxyMetrics, *,
+                 make_build: Callable[[CaptureStore], RowBuilding], metrics: ProxyMetrics, *,
                  queue_size: int, batch_size: int, flush_interval_s: float,
                  capture_all_endpoints: bool = False) -> None:
         self._open_store = open_store
@@ -123,10 +133,13 @@ class CaptureWriter:
         self._thread = None
 
     def _run(self) -> None:
+        store = None
         try:
             store = self._open_store()
-            build = self._make_build(store)
+            builder = self._make_build(store)
         except BaseException as exc:  # reported to start() in the caller's thread
+            if store is not None:
+                store.close()
             self._start_error = exc
             self._ready.set()
             return
@@ -135,11 +148,11 @@ class CaptureWriter:
             stopping = False
             while not stopping:
                 batch, stopping = self._next_batch()
-                built = [self._build(build, item) for item in batch]
-                parts = [rows for rows in built if rows]
+                parts = self._build(builder, batch) if batch else []
                 if parts:
                     self._write(store, parts, stopping)
         finally:
+            builder.close()
             store.close()
 
     def _next_batch(self) -> tuple[list, bool]:
@@ -164,14 +177,23 @@ class CaptureWriter:
             batch.append(item)
         return batch, False
 
-    def _build(self, build: Callable[[object], CaptureRows], item: object) -> CaptureRows | None:
+    def _build(self, builder: RowBuilding, batch: list) -> list[CaptureRows]:
+        self._in_hand = len(batch)
         try:
-            return build(item)
+            built = builder.build_batch(batch)
         except Exception:
-            # A malformed exchange must not take the writer down; it is counted and logged.
-            self._metrics.capture_dropped.labels("build_error").inc()
-            log.exception("could not build capture row", extra={"exchange_id": getattr(item, "id", None)})
-            return None
+            built = [BuildFailure(getattr(item, "id", None), "the row builder failed") for item in batch]
+            log.exception("could not build capture rows for a batch")
+        parts = []
+        for rows in built:
+            if isinstance(rows, BuildFailure):
+                # A malformed exchange must not take the writer down; it is counted and logged.
+                self._metrics.capture_dropped.labels("build_error").inc()
+                log.error("could not build capture row: %s", rows.error, extra={"exchange_id": rows.exchange_id})
+            elif rows:
+                parts.append(rows)
+        self._in_hand = sum(len(rows) for rows in parts)
+        return parts
 
     def _write(self, store: CaptureStore, parts: list[CaptureRows], stopping: bool) -> None:
         """Write the batch in one transaction. When the store rejects it for its content (a

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from proxy.capture.builder_process import InProcessBuilder
 from proxy.capture.pricing import PriceTable
 from proxy.capture.record import CaptureRows
 from proxy.capture.redaction import Redactor
@@ -100,7 +101,7 @@ class ShadowWorker:
         self._redactor = Redactor(emails=redaction.emails, phones=redaction.phones,
                                   card_numbers=redaction.card_numbers, patterns=redaction.patterns,
                                   replacement=redaction.replacement)
-        self._writer = CaptureWriter(lambda: CaptureStore.open(config.store.path), lambda store: lambda rows: rows,
+        self._writer = CaptureWriter(lambda: CaptureStore.open(config.store.path), lambda store: InProcessBuilder(),
                                      ProxyMetrics(), queue_size=config.store.queue_size,
                                      batch_size=config.store.batch_size,
                                      flush_interval_s=config.store.flush_interval_ms / 1000)

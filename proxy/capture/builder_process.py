@@ -1,0 +1,226 @@
+"""Capture rows built in a child process, so no body, however large or hostile, holds the GIL
+of the process that serves live requests.
+
+Parsing, stream assembly, redaction and pricing cost CPU in proportion to the bytes captured; in
+the live process a 17 MB body held the GIL for seconds (every client waited). The capture writer
+thread sends each batch of raw exchanges over a pipe and waits, its GIL released, for the rows.
+A child that dies is restarted, and the batch is built again one exchange at a time, so an
+exchange that kills it costs itself only, counted as a build error.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from proxy.capture.pricing import PriceTable
+from proxy.capture.record import CaptureRowBuilder, CaptureRows
+from proxy.capture.redaction import Redactor
+from proxy.exchange import RawExchange
+
+log = logging.getLogger("shadowtap.capture")
+
+# Capture is worth less than a live request when cores are contended; only ever lowers priority.
+BUILDER_NICENESS = 5
+
+
+@dataclass(frozen=True)
+class BuildFailure:
+    """An item that could not be made into rows; the writer counts and logs it."""
+
+    exchange_id: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class RowBuilderSettings:
+    """What the child needs to build rows exactly as the live process would have."""
+
+    emails: bool
+    phones: bool
+    card_numbers: bool
+    patterns: tuple[str, ...]
+    replacement: str
+    client_key_salt: bytes | None
+    max_body_bytes: int
+
+
+def build_each(build: Callable[[object], CaptureRows], items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
+    """Rows for each item, or a BuildFailure for one that raised: one bad exchange costs itself."""
+    results: list[CaptureRows | BuildFailure] = []
+    for item in items:
+        try:
+            results.append(build(item))
+        except Exception as exc:
+            results.append(BuildFailure(getattr(item, "id", None), f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+class InProcessBuilder:
+    """Builds in the calling thread: for the shadow worker (its items are rows already) and tests."""
+
+    def __init__(self, build: Callable[[object], CaptureRows] | None = None) -> None:
+        self._build = build
+
+    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
+        if self._build is None:
+            return list(items)
+        return build_each(lambda item: item if isinstance(item, CaptureRows) else self._build(item), items)
+
+    def close(self) -> None:
+        pass
+
+
+class RowBuilderProcess:
+    """Builds rows for raw exchanges in a spawned child; ready CaptureRows pass through untouched."""
+
+    def __init__(self, settings: RowBuilderSettings) -> None:
+        self._settings = settings
+        self._context = multiprocessing.get_context("spawn")  # fork is unsafe beside an event loop
+        self._process = None
+        self._connection = None
+        self.restarts = 0
+
+    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
+        raw_positions = [index for index, item in enumerate(items) if not isinstance(item, CaptureRows)]
+        results: list = list(items)
+        if raw_positions:
+            built = self._build_raw([items[index] for index in raw_positions])
+            for index, rows in zip(raw_positions, built):
+                results[index] = rows
+        return results
+
+    def close(self) -> None:
+        if self._process is None:
+            return
+        try:
+            self._connection.send_bytes(_STOP)
+        except OSError:
+            pass
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._connection.close()
+        self._process = None
+
+    def _build_raw(self, exchanges: list[object]) -> list[CaptureRows | BuildFailure]:
+        try:
+            return self._round_trip(exchanges)
+        except (EOFError, OSError) as exc:
+            log.error("the capture row builder process died (%s); restarting it and building the batch "
+                      "one exchange at a time", exc, extra={"exchanges": len(exchanges)})
+            self._discard_child()
+        results: list[CaptureRows | BuildFailure] = []
+        for exchange in exchanges:
+            try:
+                results.extend(self._round_trip([exchange]))
+            except (EOFError, OSError) as exc:
+                self._discard_child()
+                results.append(BuildFailure(getattr(exchange, "id", None),
+                                            f"the row builder process died building it ({exc})"))
+        return results
+
+    def _round_trip(self, exchanges: list[object]) -> list[CaptureRows | BuildFailure]:
+        if self._process is None:
+            self._start()
+        send_exchanges(self._connection, exchanges)
+        return self._connection.recv()
+
+    def _start(self) -> None:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        self._process = self._context.Process(target=serve_builds, args=(child_end, self._settings),
+                                              name="shadowtap-capture-builder", daemon=True)
+        self._process.start()
+        child_end.close()
+        self._connection = parent_end
+
+    def _discard_child(self) -> None:
+        self.restarts += 1
+        if self._process is not None:
+            self._process.kill()
+            self._process.join()
+            self._connection.close()
+        self._process = None
+
+
+def serve_builds(connection, settings: RowBuilderSettings) -> None:
+    """The child: build each batch it receives until told to stop or the parent goes away."""
+    # The proxy stops the builder itself once capture has drained; a Ctrl-C to the process group
+    # must not kill it first and lose what is still queued.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if hasattr(os, "nice"):
+        try:
+            os.nice(BUILDER_NICENESS)
+        except OSError:
+            pass
+    build = _row_builder(settings).build_rows
+    while True:
+        try:
+            exchanges = receive_exchanges(connection)
+        except (EOFError, OSError):
+            return  # the proxy process is gone
+        if exchanges is None:
+            return
+        connection.send(build_each(build, exchanges))
+
+
+# Bodies above this size cross the pipe as raw buffers, written straight from the exchange
+# (the GIL released while the kernel copies) instead of being copied into a pickle first.
+_OUT_OF_BAND_BYTES = 64 * 1024
+
+
+def send_exchanges(connection, exchanges: list[object]) -> None:
+    """Pickle the exchanges with their large bodies out of band, then send each body as is."""
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps([_with_large_bodies_out_of_band(exchange) for exchange in exchanges],
+                          protocol=5, buffer_callback=buffers.append)
+    connection.send_bytes(len(buffers).to_bytes(4, "big") + header)
+    for buffer in buffers:
+        connection.send_bytes(buffer.raw())
+
+
+def receive_exchanges(connection) -> list[object] | None:
+    message = connection.recv_bytes()
+    if message == _STOP:
+        return None
+    count = int.from_bytes(message[:4], "big")
+    buffers = [connection.recv_bytes() for _ in range(count)]
+    return pickle.loads(message[4:], buffers=buffers)
+
+
+_STOP = b"stop"
+
+
+def _with_large_bodies_out_of_band(exchange: object) -> object:
+    if not isinstance(exchange, RawExchange):
+        return exchange
+    chunks = exchange.response_chunks
+    large_chunks = any(len(chunk) > _OUT_OF_BAND_BYTES for chunk in chunks)
+    if len(exchange.request_body) <= _OUT_OF_BAND_BYTES and not large_chunks:
+        return exchange
+    shallow = copy.copy(exchange)
+    shallow.request_body = _out_of_band(exchange.request_body)
+    if large_chunks:
+        shallow.response_chunks = [_out_of_band(chunk) for chunk in chunks]
+    return shallow
+
+
+def _out_of_band(data: bytes | bytearray):
+    # A PickleBuffer goes out of band under protocol 5; the child gets the bytes back.
+    return pickle.PickleBuffer(data) if len(data) > _OUT_OF_BAND_BYTES else data
+
+
+def _row_builder(settings: RowBuilderSettings) -> CaptureRowBuilder:
+    redactor = Redactor(emails=settings.emails, phones=settings.phones, card_numbers=settings.card_numbers,
+                        patterns=settings.patterns, replacement=settings.replacement)
+    return CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
+                             client_key_salt=settings.client_key_salt, max_body_bytes=settings.max_body_bytes)
