@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from bench.local_stack import spawn
+from bench.local_stack import child_pids, process_name, spawn
 from proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from proxy.process_names import SHADOW_WORKER
 from proxy.store import CaptureStore
 
 CANDIDATE_MODELS = ("openai/sim-small", "openai/sim-large")
@@ -165,26 +166,11 @@ async def wait_for_count(read: Callable[[], int], expected: int, patience_s: flo
 
 
 def shadow_worker_pid(proxy_pid: int) -> int:
-    """The proxy's child running multiprocessing's spawn_main (its other child is the resource tracker)."""
+    """The proxy's child that names itself the shadow worker (another runs the capture builder)."""
     for child in child_pids(proxy_pid):
-        try:
-            with open(f"/proc/{child}/cmdline", "rb") as file:
-                if b"spawn_main" in file.read():
-                    return child
-        except FileNotFoundError:
-            continue
+        if process_name(child) == SHADOW_WORKER:
+            return child
     raise RuntimeError(f"no shadow worker among the children of pid {proxy_pid}")
-
-
-def child_pids(pid: int) -> list[int]:
-    children: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as file:
-                children += [int(child) for child in file.read().split()]
-        except FileNotFoundError:
-            continue
-    return children
 
 
 def rss_kb(pid: int) -> int:

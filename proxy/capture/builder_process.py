@@ -23,6 +23,7 @@ from proxy.capture.pricing import PriceTable
 from proxy.capture.record import CaptureRowBuilder, CaptureRows
 from proxy.capture.redaction import Redactor
 from proxy.exchange import RawExchange
+from proxy.process_names import CAPTURE_BUILDER, name_this_process
 
 log = logging.getLogger("shadowtap.capture")
 
@@ -156,6 +157,7 @@ def serve_builds(connection, settings: RowBuilderSettings) -> None:
     # must not kill it first and lose what is still queued.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    name_this_process(CAPTURE_BUILDER)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     if hasattr(os, "nice"):
         try:

@@ -24,6 +24,7 @@ from proxy.capture.pricing import PriceTable
 from proxy.capture.record import CaptureRows
 from proxy.capture.redaction import Redactor
 from proxy.capture.writer import CaptureWriter
+from proxy.process_names import SHADOW_WORKER, name_this_process
 from proxy.config import ShadowtapConfig
 from proxy.logs import configure_logging
 from proxy.secrets import configured_secrets
@@ -62,6 +63,7 @@ class WorkerStats:
 def run_worker(config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -> None:
     """Entry point of the spawned process."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    name_this_process(SHADOW_WORKER)
     _lower_priority(config.shadow.worker_nice)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
