@@ -34,13 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluators.base import NotApplicable  # noqa: E402
-from evaluators.items import iter_items  # noqa: E402
-from evaluators.registry import build_evaluators  # noqa: E402
-from evaluators.runner import EvalRunner  # noqa: E402
-from proxy.config import ShadowtapConfig  # noqa: E402
-from proxy.store import CaptureStore  # noqa: E402
-from proxy.store.score_store import ScoreStore  # noqa: E402
+from shadowtap.evaluators.base import NotApplicable  # noqa: E402
+from shadowtap.evaluators.items import iter_items  # noqa: E402
+from shadowtap.evaluators.registry import build_evaluators  # noqa: E402
+from shadowtap.evaluators.runner import EvalRunner  # noqa: E402
+from shadowtap.proxy.config import ShadowtapConfig  # noqa: E402
+from shadowtap.proxy.store import CaptureStore  # noqa: E402
+from shadowtap.proxy.store.score_store import ScoreStore  # noqa: E402
 
 DATA_FILES = (Path("/work/shared/data/halueval_qa_dev.jsonl"), ROOT / "tests" / "data" / "halueval_sample.jsonl",
               ROOT / "proxy" / "demo_data" / "halueval_sample.jsonl")

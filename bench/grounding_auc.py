@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaluators.base import PRIMARY, Answer, ContextItem, EvalItem  # noqa: E402
-from evaluators.grounding import GroundingEvaluator  # noqa: E402
-from evaluators.text_support import tokens  # noqa: E402
+from shadowtap.evaluators.base import PRIMARY, Answer, ContextItem, EvalItem  # noqa: E402
+from shadowtap.evaluators.grounding import GroundingEvaluator  # noqa: E402
+from shadowtap.evaluators.text_support import tokens  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/halueval_qa_dev.jsonl")
 FALLBACK_DATA = ROOT / "tests" / "data" / "halueval_sample.jsonl"

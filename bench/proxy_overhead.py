@@ -1,6 +1,6 @@
 """What shadowtap adds on the live path: direct-to-upstream against through-the-proxy, in one run.
 
-The simulated upstream (`python -m proxy.simulator`, every delay 0 so it answers as fast as it
+The simulated upstream (`python -m shadowtap.proxy.simulator`, every delay 0 so it answers as fast as it
 can) and `shadowtap serve` (default config, store and logs in a temporary directory) each run in
 a process of their own. This process is the client: N aiohttp workers, each sending chat
 completions one after another over its own keep-alive connection, either straight to the

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 
 from bench.local_stack import child_pids, process_name, spawn
-from proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
-from proxy.process_names import SHADOW_WORKER
-from proxy.store import CaptureStore
+from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.proxy.process_names import SHADOW_WORKER
+from shadowtap.proxy.store import CaptureStore
 
 CANDIDATE_MODELS = ("openai/sim-small", "openai/sim-large")
 CANDIDATE_MAX_CONCURRENCY = 64

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import orjson
 
-from proxy.captures_cli import parse_time
-from proxy.cli_common import fail_usage, load_config_or_exit
-from proxy.errors import ConfigError, StoreError
+from shadowtap.proxy.captures_cli import parse_time
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.errors import ConfigError, StoreError
 
 
 @click.command("eval")
@@ -38,10 +38,10 @@ def eval_command(config_path, store_path, since, candidate, evaluator_names, lim
     Exit codes: 0 done (some scores may be errors: they are listed); 1 an evaluator failed on
     every answer it tried in this run, or the store could not be written; 2 usage or config error.
     """
-    from evaluators.registry import build_evaluators
-    from evaluators.runner import EvalRunner, EvalSelection
-    from proxy.store import CaptureStore
-    from proxy.store.score_store import ScoreStore
+    from shadowtap.evaluators.registry import build_evaluators
+    from shadowtap.evaluators.runner import EvalRunner, EvalSelection
+    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.proxy.store.score_store import ScoreStore
 
     config = load_config_or_exit(config_path)
     config_dir = Path(config_path).resolve().parent if config_path else Path.cwd()

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import orjson
 
-from evaluators.base import ContextItem
-from proxy.config import ContextsConfig
+from shadowtap.evaluators.base import ContextItem
+from shadowtap.proxy.config import ContextsConfig
 
 _METADATA_KEYS = ("contexts", "context", "retrieved_contexts")
 _ATTRIBUTE = re.compile(r"""([A-Za-z_][\w:.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import orjson
 
-from evaluators.base import ContextItem, EvalItem, NotApplicable, Score
-from evaluators.items import rule_matches
-from proxy.config import FreshnessPolicy, ShadowtapConfig
-from proxy.errors import ConfigError
+from shadowtap.evaluators.base import ContextItem, EvalItem, NotApplicable, Score
+from shadowtap.evaluators.items import rule_matches
+from shadowtap.proxy.config import FreshnessPolicy, ShadowtapConfig
+from shadowtap.proxy.errors import ConfigError
 
 
 class FreshnessEvaluator:

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from proxy.capture.pricing import PriceTable
-from proxy.config import JudgeConfig
-from proxy.errors import ConfigError, ShadowtapError
+from shadowtap.proxy.capture.pricing import PriceTable
+from shadowtap.proxy.config import JudgeConfig
+from shadowtap.proxy.errors import ConfigError, ShadowtapError
 
 logger = logging.getLogger(__name__)
 

@@ -12,22 +12,22 @@ from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from evaluators.base import Evaluator
-from proxy.config import ShadowtapConfig
-from proxy.errors import ConfigError
+from shadowtap.evaluators.base import Evaluator
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.errors import ConfigError
 
 ENTRY_POINT_GROUP = "shadowtap.evaluators"
 
 BUILTIN: dict[str, str] = {
-    "grounding": "evaluators.grounding:GroundingEvaluator",
-    "faithfulness": "evaluators.faithfulness:FaithfulnessEvaluator",
-    "freshness": "evaluators.freshness:FreshnessEvaluator",
-    "contract": "evaluators.contract:ContractEvaluator",
-    "agreement": "evaluators.agreement:AgreementEvaluator",
-    "verbosity": "evaluators.verbosity:VerbosityEvaluator",
-    "refusal": "evaluators.refusal:RefusalEvaluator",
-    "latency_delta": "evaluators.deltas:LatencyDeltaEvaluator",
-    "cost_delta": "evaluators.deltas:CostDeltaEvaluator",
+    "grounding": "shadowtap.evaluators.grounding:GroundingEvaluator",
+    "faithfulness": "shadowtap.evaluators.faithfulness:FaithfulnessEvaluator",
+    "freshness": "shadowtap.evaluators.freshness:FreshnessEvaluator",
+    "contract": "shadowtap.evaluators.contract:ContractEvaluator",
+    "agreement": "shadowtap.evaluators.agreement:AgreementEvaluator",
+    "verbosity": "shadowtap.evaluators.verbosity:VerbosityEvaluator",
+    "refusal": "shadowtap.evaluators.refusal:RefusalEvaluator",
+    "latency_delta": "shadowtap.evaluators.deltas:LatencyDeltaEvaluator",
+    "cost_delta": "shadowtap.evaluators.deltas:CostDeltaEvaluator",
 }
 
 

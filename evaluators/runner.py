@@ -18,12 +18,12 @@ from datetime import datetime, timezone
 
 import orjson
 
-from evaluators.base import EvalItem, Evaluator, NotApplicable, Score
-from evaluators.items import load_items
-from proxy.config import ContextsConfig, ShadowtapConfig
-from proxy.errors import StoreError
-from proxy.secrets import configured_secrets, scrub_secrets
-from proxy.store.score_store import PendingScore, ScoreStore, score_id
+from shadowtap.evaluators.base import EvalItem, Evaluator, NotApplicable, Score
+from shadowtap.evaluators.items import load_items
+from shadowtap.proxy.config import ContextsConfig, ShadowtapConfig
+from shadowtap.proxy.errors import StoreError
+from shadowtap.proxy.secrets import configured_secrets, scrub_secrets
+from shadowtap.proxy.store.score_store import PendingScore, ScoreStore, score_id
 
 log = logging.getLogger("shadowtap.eval")
 

@@ -18,20 +18,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from proxy import __version__
-from proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
-from proxy.capture.redaction import Redactor
-from proxy.capture.writer import CaptureWriter
-from proxy.config import ShadowtapConfig
-from proxy.errors import ConfigError
-from proxy.feedback_api import feedback_route
-from proxy.forwarder import PrimaryForwarder
-from proxy.headers import header_value
-from proxy.http_errors import send_error
-from proxy.metrics import ProxyMetrics
-from proxy.shadow.dispatcher import ShadowDispatcher
-from proxy.store import CaptureStore
-from proxy.upstream import PrimaryClient
+from shadowtap.proxy import __version__
+from shadowtap.proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.capture.writer import CaptureWriter
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.errors import ConfigError
+from shadowtap.proxy.feedback_api import feedback_route
+from shadowtap.proxy.forwarder import PrimaryForwarder
+from shadowtap.proxy.headers import header_value
+from shadowtap.proxy.http_errors import send_error
+from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.proxy.upstream import PrimaryClient
 
 log = logging.getLogger("shadowtap.app")
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import click
 import orjson
 
-from proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
 
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -37,8 +37,8 @@ def parse_time(value: str | None, option: str) -> str | None:
 
 
 def _open_store(config_path: str | None, store_path: str | None):
-    from proxy.errors import StoreError
-    from proxy.store import CaptureStore
+    from shadowtap.proxy.errors import StoreError
+    from shadowtap.proxy.store import CaptureStore
 
     path = store_path or load_config_or_exit(config_path).store.path
     try:
@@ -48,7 +48,7 @@ def _open_store(config_path: str | None, store_path: str | None):
 
 
 def _filter(since, until, endpoint, model, status, tag, limit):
-    from proxy.store.capture_store import ExchangeFilter
+    from shadowtap.proxy.store.capture_store import ExchangeFilter
 
     tag_pair = None
     if tag:
@@ -100,7 +100,7 @@ def list_captures(config_path, store_path, since, until, endpoint, model, status
         return
     from rich.console import Console
 
-    from proxy.terminal_tables import print_table
+    from shadowtap.proxy.terminal_tables import print_table
 
     columns = ("id", "started_at", "endpoint", "model", "stream", "status", "latency ms", "ttft ms", "tokens",
                "cost $", "flags")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from proxy import __version__
-from proxy.cli_common import fail_usage, load_config_or_exit
-from proxy.captures_cli import captures
-from proxy.feedback_cli import feedback
-from proxy.errors import ConfigError, StoreError
+from shadowtap.proxy import __version__
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.captures_cli import captures
+from shadowtap.proxy.feedback_cli import feedback
+from shadowtap.proxy.errors import ConfigError, StoreError
 
 
 class PluginGroup(click.Group):
@@ -54,9 +54,9 @@ def cli() -> None:
 @click.option("--workers", default=None, type=int, help="Override [server] workers (processes sharing the store).")
 def serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the proxy: forward /v1/* to the primary and capture every exchange."""
-    from proxy.server import serve as run_server
-    from proxy.store import CaptureStore
-    from proxy.store.preflight import check_store_writable
+    from shadowtap.proxy.server import serve as run_server
+    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.proxy.store.preflight import check_store_writable
 
     config = load_config_or_exit(config_path)
     try:
@@ -83,7 +83,7 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
 def simulator(host: str, port: int, latency_ms: int, ttft_ms: int, chunk_delay_ms: int,
               error_rate: float, error_status: int) -> None:
     """Run the simulated OpenAI-compatible upstream (deterministic, offline)."""
-    from proxy.simulator.server import SimulatorSettings, run_simulator
+    from shadowtap.proxy.simulator.server import SimulatorSettings, run_simulator
 
     settings = SimulatorSettings(latency_ms=latency_ms, ttft_ms=ttft_ms, chunk_delay_ms=chunk_delay_ms,
                                  error_rate=error_rate, error_status=error_status)
@@ -98,7 +98,7 @@ def simulator(host: str, port: int, latency_ms: int, ttft_ms: int, chunk_delay_m
               help="How many requests the workload sends.")
 def demo(workdir: str, request_count: int) -> None:
     """Run the whole loop offline: simulated upstream, proxy, a mixed workload, a summary."""
-    from proxy.demo import run_demo
+    from shadowtap.proxy.demo import run_demo
 
     sys.exit(run_demo(Path(workdir), request_count=request_count))
 

@@ -7,10 +7,10 @@ from typing import NoReturn
 
 import click
 
-from proxy.config import ShadowtapConfig, load_config
-from proxy.errors import ConfigError
-from proxy.logs import guard_library_logs
-from proxy.secrets import configured_secrets
+from shadowtap.proxy.config import ShadowtapConfig, load_config
+from shadowtap.proxy.errors import ConfigError
+from shadowtap.proxy.logs import guard_library_logs
+from shadowtap.proxy.secrets import configured_secrets
 
 
 def fail_usage(message: str) -> NoReturn:

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
 
 # soft_wrap: commands and paths are printed whole, so they can be copied even from an 80-column log.
 console = Console(soft_wrap=True)
@@ -146,8 +146,8 @@ def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, 
     """(kind, succeeded) per call, and the question-answering replies the reviewers will judge."""
     from openai import OpenAI
 
-    from proxy.demo_reviewers import ReviewedAnswer
-    from proxy.demo_workload import demo_calls
+    from shadowtap.proxy.demo_reviewers import ReviewedAnswer
+    from shadowtap.proxy.demo_workload import demo_calls
 
     client = OpenAI(base_url=base_url, api_key="sk-demo-not-a-real-key", max_retries=0, timeout=30)
     outcomes: list[tuple[str, bool]] = []
@@ -173,8 +173,8 @@ def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
     """Each simulated reviewer posts one batch of outcomes, as a review tool would."""
     from collections import Counter
 
-    from proxy.demo_reviewers import post_feedback, simulated_feedback
-    from proxy.feedback_items import OUTCOMES
+    from shadowtap.proxy.demo_reviewers import post_feedback, simulated_feedback
+    from shadowtap.proxy.feedback_items import OUTCOMES
 
     console.rule("reviewers: POST /shadowtap/feedback")
     table = Table(title=f"what two simulated reviewers said about {len(answers)} question-answering replies")
@@ -213,7 +213,7 @@ def _measure_overhead(direct_url: str, proxied_url: str) -> dict[str, float]:
 
 
 def _summarise_store(store_path: Path) -> int:
-    from proxy.store import CaptureStore
+    from shadowtap.proxy.store import CaptureStore
 
     store = CaptureStore.open(store_path)
     rows = list(store.db.query(
@@ -245,7 +245,7 @@ def _summarise_store(store_path: Path) -> int:
 def _score(config_path: Path) -> bool:
     """Score every captured answer with the evaluators that need no judge model."""
     console.rule("scoring: shadowtap eval")
-    command = [sys.executable, "-m", "proxy.cli", "eval", "--config", str(config_path)]
+    command = [sys.executable, "-m", "shadowtap.proxy.cli", "eval", "--config", str(config_path)]
     console.print(f"$ shadowtap eval --config {config_path}")
     return subprocess.run(command).returncode == 0
 
@@ -254,7 +254,7 @@ def _report(config_path: Path, html_path: Path) -> bool:
     """Compare each candidate with the primary, on the terminal and as one HTML file."""
     console.rule("comparing candidates: shadowtap report")
     console.print(f"$ shadowtap report --config {config_path} --html {html_path}")
-    command = [sys.executable, "-m", "proxy.cli", "report", "--config", str(config_path), "--html", str(html_path)]
+    command = [sys.executable, "-m", "shadowtap.proxy.cli", "report", "--config", str(config_path), "--html", str(html_path)]
     ok = subprocess.run(command).returncode == 0 and html_path.exists()
     if ok:
         console.print(f"HTML report (self-contained, open it in a browser): {html_path}")
@@ -279,7 +279,7 @@ def _replay_worst(config_path: Path) -> bool:
         arguments = [*base, *extra]
         console.print("$ shadowtap " + " ".join(_quoted(argument) for argument in arguments))
         # stdout is the run id; progress and "no exchanges match the selection" go to stderr.
-        result = subprocess.run([sys.executable, "-m", "proxy.cli", *arguments], stdout=subprocess.PIPE, text=True)
+        result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", *arguments], stdout=subprocess.PIPE, text=True)
         run_id = result.stdout.strip().splitlines()[0] if result.stdout.strip() else None
         if result.returncode == 0 and run_id:
             break
@@ -288,7 +288,7 @@ def _replay_worst(config_path: Path) -> bool:
     else:
         return False
     console.print(f"$ shadowtap replay show {run_id} --config {config_path}")
-    return subprocess.run([sys.executable, "-m", "proxy.cli", "replay", "show", run_id,
+    return subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "replay", "show", run_id,
                            "--config", str(config_path)]).returncode == 0
 
 

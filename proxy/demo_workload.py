@@ -20,7 +20,7 @@ from importlib import resources
 import orjson
 from openai import OpenAI, RateLimitError
 
-from proxy.demo_reviewers import ReviewedAnswer
+from shadowtap.proxy.demo_reviewers import ReviewedAnswer
 
 ORDER_TOOL = {
     "type": "function",

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import orjson
 
-from proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
 
 CHUNK_ROWS = 500                  # rows stored per transaction
 PROGRESS_FROM_BYTES = 1 << 20     # show a progress bar for files from 1 MiB
@@ -29,9 +29,9 @@ def _store_options(command):
 
 
 def _open_feedback_store(config_path: str | None, store_path: str | None):
-    from proxy.capture.redaction import Redactor
-    from proxy.errors import StoreError
-    from proxy.store import CaptureStore, FeedbackStore
+    from shadowtap.proxy.capture.redaction import Redactor
+    from shadowtap.proxy.errors import StoreError
+    from shadowtap.proxy.store import CaptureStore, FeedbackStore
 
     config = load_config_or_exit(config_path)
     path = store_path or config.store.path
@@ -61,7 +61,7 @@ def import_feedback(file: str, config_path: str | None, store_path: str | None) 
     Bad rows are reported by line number and skipped; good rows are stored. Importing the
     same file again changes nothing.
     """
-    from proxy.feedback_file import FeedbackFileError, file_format, read_feedback_rows
+    from shadowtap.proxy.feedback_file import FeedbackFileError, file_format, read_feedback_rows
 
     path = Path(file)
     try:
@@ -156,7 +156,7 @@ def list_feedback(config_path, store_path, exchange_id, limit, as_json):
         return
     from rich.console import Console
 
-    from proxy.terminal_tables import print_table
+    from shadowtap.proxy.terminal_tables import print_table
 
     title = f"{len(rows)} feedback items" + (f" for {exchange_id}" if exchange_id else "")
     columns = ("exchange", "at", "outcome", "reviewer", "label", "edit min", "edit dist", "source", "comment")

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import orjson
 
-from proxy.feedback_items import FIELDS, REQUIRED
+from shadowtap.proxy.feedback_items import FIELDS, REQUIRED
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)

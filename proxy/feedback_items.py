@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from proxy.errors import FeedbackInvalid
+from shadowtap.proxy.errors import FeedbackInvalid
 
 OUTCOMES = ("accepted", "edited", "escalated", "rejected", "policy_violation")
 FIELDS = ("feedback_id", "exchange_id", "outcome", "edit_minutes", "edited_text", "reviewer", "label",

@@ -16,13 +16,13 @@ from typing import Protocol
 import aiohttp
 import orjson
 
-from proxy.errors import UpstreamError, UpstreamTimeout
-from proxy.exchange import RawExchange, new_exchange_id
-from proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
-from proxy.http_errors import error_body, record_proxy_error, send_error
-from proxy.metrics import ProxyMetrics
-from proxy.upstream import PrimaryClient
-from proxy.upstream_path import UnsafePath, upstream_suffix
+from shadowtap.proxy.errors import UpstreamError, UpstreamTimeout
+from shadowtap.proxy.exchange import RawExchange, new_exchange_id
+from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
+from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
+from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.upstream import PrimaryClient
+from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 
 log = logging.getLogger("shadowtap.proxy")
 

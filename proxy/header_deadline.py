@@ -15,7 +15,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from proxy.http_errors import error_body
+from shadowtap.proxy.http_errors import error_body
 
 log = logging.getLogger("shadowtap.server")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from proxy.exchange import RawExchange
+from shadowtap.proxy.exchange import RawExchange
 
 
 def error_body(message: str, *, type_: str, code: str) -> bytes:

@@ -45,8 +45,8 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
 
 
 def simulator_command(port: int, *options: str) -> list[str]:
-    return [sys.executable, "-m", "proxy.simulator", "--host", "127.0.0.1", "--port", str(port), *options]
+    return [sys.executable, "-m", "shadowtap.proxy.simulator", "--host", "127.0.0.1", "--port", str(port), *options]
 
 
 def proxy_command(config_path: Path) -> list[str]:
-    return [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config_path)]
+    return [sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(config_path)]

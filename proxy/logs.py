@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from proxy.secrets import ScrubSecrets
+from shadowtap.proxy.secrets import ScrubSecrets
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "color_message"}

@@ -15,15 +15,15 @@ from pathlib import Path
 import orjson
 import uvicorn
 
-from proxy.app import ShadowtapApp, create_app
-from proxy.config import ShadowtapConfig, load_config
-from proxy.errors import ConfigError
-from proxy.logs import configure_logging
-from proxy.secrets import configured_secrets
+from shadowtap.proxy.app import ShadowtapApp, create_app
+from shadowtap.proxy.config import ShadowtapConfig, load_config
+from shadowtap.proxy.errors import ConfigError
+from shadowtap.proxy.logs import configure_logging
+from shadowtap.proxy.secrets import configured_secrets
 
 CONFIG_PATH_ENV = "SHADOWTAP_CONFIG_PATH"
 SERVER_OVERRIDES_ENV = "SHADOWTAP_SERVER_OVERRIDES"
-APP_FACTORY = "proxy.multiworker:create_app_in_worker"
+APP_FACTORY = "shadowtap.proxy.multiworker:create_app_in_worker"
 
 
 def serve_workers(config: ShadowtapConfig, uvicorn_options: dict, switch_interval_s: float) -> None:

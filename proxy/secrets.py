@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 
-from proxy.config import ShadowtapConfig
+from shadowtap.proxy.config import ShadowtapConfig
 
 # Credential shapes that exception messages from HTTP clients are known to echo back.
 SECRET_SHAPES = re.compile(

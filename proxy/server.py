@@ -8,12 +8,12 @@ import sys
 
 import uvicorn
 
-from proxy.app import create_app
-from proxy.config import ShadowtapConfig
-from proxy.header_deadline import HeaderDeadlineProtocol
-from proxy.logs import configure_logging
-from proxy.secrets import configured_secrets
-from proxy.multiworker import serve_workers
+from shadowtap.proxy.app import create_app
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.header_deadline import HeaderDeadlineProtocol
+from shadowtap.proxy.logs import configure_logging
+from shadowtap.proxy.secrets import configured_secrets
+from shadowtap.proxy.multiworker import serve_workers
 
 
 # The capture writer thread builds rows in pure Python; with the default 5 ms switch interval a

@@ -11,8 +11,8 @@ import asyncio
 import aiohttp
 from yarl import URL
 
-from proxy.config import PrimaryConfig
-from proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from shadowtap.proxy.config import PrimaryConfig
+from shadowtap.proxy.errors import UpstreamTimeout, UpstreamUnreachable
 
 # aiohttp would otherwise add its own values; the primary must see what the client sent.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")

@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from sqlite_utils import Database
 
-from proxy.errors import StoreError
+from shadowtap.proxy.errors import StoreError
 
 log = logging.getLogger(__name__)
 

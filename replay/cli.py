@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 import orjson
 
-from proxy.captures_cli import parse_time
-from proxy.cli_common import fail_usage, load_config_or_exit
-from proxy.errors import ConfigError, StoreError
+from shadowtap.proxy.captures_cli import parse_time
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.errors import ConfigError, StoreError
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: targets, redaction, contexts, and the store unless --store is given.")
@@ -92,10 +92,10 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
                 concurrency, rate, budget_usd, timeout_s, exchange_ids, since, until, endpoint, model, status, tags,
                 flags, wheres, sample, run_id, dry_run) -> None:
     """Replay the selected exchanges against a target; prints the run id first."""
-    from proxy.store.replay_store import ExchangeQuery, ReplayStore
-    from replay import selection as sel
-    from replay.passing import PassCriterion
-    from replay.targets import parse_param, resolve_target
+    from shadowtap.proxy.store.replay_store import ExchangeQuery, ReplayStore
+    from shadowtap.replay import selection as sel
+    from shadowtap.replay.passing import PassCriterion
+    from shadowtap.replay.targets import parse_param, resolve_target
 
     config = load_config_or_exit(config_path)
     store = _open(config, store_path)
@@ -121,7 +121,7 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
         fail_usage(str(exc))
     rows = sel.select(replay_store, selection)
     if dry_run:
-        from proxy.capture.pricing import PriceTable
+        from shadowtap.proxy.capture.pricing import PriceTable
 
         estimate = sel.estimate_cost(rows, lambda row: resolved.model_for({"model": row["model"]}), k,
                                      PriceTable.from_litellm_package())
@@ -138,7 +138,7 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
     if not rows:
         click.echo("no exchanges match the selection", err=True)
         sys.exit(1)
-    from replay.runner import create_run
+    from shadowtap.replay.runner import create_run
 
     recorded = {**selection.to_json(), "exchange_ids": [row["id"] for row in rows], "perturb": perturb,
                 "paraphrase": paraphrase.to_json() if paraphrase else None, "budget_usd": budget_usd}
@@ -163,7 +163,7 @@ def resume_command(config_path, store_path, run_id, concurrency, rate, budget_us
 
     A run stopped at its budget is resumed only with a higher --budget-usd.
     """
-    from proxy.store.replay_store import ReplayStore
+    from shadowtap.proxy.store.replay_store import ReplayStore
 
     config = load_config_or_exit(config_path)
     _resume(config, config_path, ReplayStore(_open(config, store_path)), run_id, concurrency, budget_usd, rate)
@@ -179,8 +179,8 @@ def resume_command(config_path, store_path, run_id, concurrency, rate, budget_us
               help="Also write a self-contained HTML page (word-level diffs, no script, nothing fetched) to FILE.")
 def show_command(config_path, store_path, run_id, as_json, as_markdown, html_path) -> None:
     """Per-exchange diffs against the captured answers, pass@k and consistency, and the overall figures."""
-    from proxy.store.replay_store import ReplayStore
-    from replay.show import render_markdown, render_text, run_summary
+    from shadowtap.proxy.store.replay_store import ReplayStore
+    from shadowtap.replay.show import render_markdown, render_text, run_summary
 
     if as_json and as_markdown:
         fail_usage("--json and --markdown are alternatives: pass one")
@@ -211,7 +211,7 @@ def export_command(config_path, store_path, run_ids, exchange_ids, output) -> No
     """Write an incident bundle: the exchanges, the runs' results and the config, secrets removed."""
     import dataclasses
 
-    from replay.bundle import export_bundle
+    from shadowtap.replay.bundle import export_bundle
 
     if not run_ids and not exchange_ids:
         fail_usage("nothing to export: pass --run RUN and/or --id ID")
@@ -232,8 +232,8 @@ def export_command(config_path, store_path, run_ids, exchange_ids, output) -> No
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 def import_command(config_path, store_path, bundle) -> None:
     """Load an incident bundle into this store, so its exchanges can be replayed here."""
-    from proxy.store import CaptureStore
-    from replay.bundle import import_bundle
+    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.replay.bundle import import_bundle
 
     config = load_config_or_exit(config_path)
     try:
@@ -245,9 +245,9 @@ def import_command(config_path, store_path, bundle) -> None:
 
 
 def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd, rate) -> None:
-    from replay.paraphrase import ParaphraseSettings
-    from replay.passing import PassCriterion
-    from replay.targets import ReplayTarget
+    from shadowtap.replay.paraphrase import ParaphraseSettings
+    from shadowtap.replay.passing import PassCriterion
+    from shadowtap.replay.targets import ReplayTarget
 
     run = replay_store.get_run(run_id)
     if run is None:
@@ -272,7 +272,7 @@ def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd, 
 
 def _execute(config, replay_store, run_id, criterion, target, k, concurrency, budget_usd, rate, perturb, paraphrase,
              exchange_ids):
-    from replay.runner import ReplayRunner
+    from shadowtap.replay.runner import ReplayRunner
 
     runner = ReplayRunner(replay_store, config, target, criterion, k=k, concurrency=concurrency,
                           budget_usd=budget_usd, rate=rate, perturb=perturb, paraphrase=paraphrase)
@@ -292,8 +292,8 @@ def _execute(config, replay_store, run_id, criterion, target, k, concurrency, bu
 
 def _paraphrase_settings(config, model, api_base, api_key_env, count, timeout_s):
     """ParaphraseSettings for --paraphrase-model, resolved like a `model:` target (its own base and key)."""
-    from replay.paraphrase import ParaphraseSettings
-    from replay.targets import resolve_target
+    from shadowtap.replay.paraphrase import ParaphraseSettings
+    from shadowtap.replay.targets import resolve_target
 
     if not model:
         extra = [name for name, value in (("--paraphrase-api-base", api_base),
@@ -307,7 +307,7 @@ def _paraphrase_settings(config, model, api_base, api_key_env, count, timeout_s)
 
 
 def _write_html(summary: dict, html_path: str) -> None:
-    from replay.render_html import render_html
+    from shadowtap.replay.render_html import render_html
 
     try:
         Path(html_path).write_text(render_html(summary), encoding="utf-8")
@@ -317,7 +317,7 @@ def _write_html(summary: dict, html_path: str) -> None:
 
 
 def _open(config, store_path):
-    from proxy.store import CaptureStore
+    from shadowtap.proxy.store import CaptureStore
 
     path = store_path or config.store.path
     if path != ":memory:" and not Path(path).exists():

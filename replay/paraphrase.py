@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from replay.targets import ReplayTarget
+from shadowtap.replay.targets import ReplayTarget
 _PREFIX = "paraphrase-"
 _MIN_MAX_TOKENS = 256
 

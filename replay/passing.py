@@ -14,11 +14,11 @@ from itertools import combinations
 from math import comb
 from pathlib import Path
 
-from evaluators.base import Answer, EvalItem, NotApplicable, Score
-from evaluators.contexts import extract_contexts
-from evaluators.items import parse_request, primary_answer
-from proxy.config import ShadowtapConfig
-from proxy.errors import ConfigError, CriterionError
+from shadowtap.evaluators.base import Answer, EvalItem, NotApplicable, Score
+from shadowtap.evaluators.contexts import extract_contexts
+from shadowtap.evaluators.items import parse_request, primary_answer
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.errors import ConfigError, CriterionError
 
 REPLAY_SOURCE = "replay"
 DEFAULT_CRITERION = "agreement>=0.8"
@@ -40,7 +40,7 @@ class PassCriterion:
 
     @classmethod
     def parse(cls, text: str, config: ShadowtapConfig, *, config_dir: Path = Path(".")) -> PassCriterion:
-        from evaluators.registry import load_class
+        from shadowtap.evaluators.registry import load_class
 
         text = text.strip()
         if text == "contract":

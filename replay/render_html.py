@@ -13,8 +13,8 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from evaluators.report.html_assets import html_page
-from replay.diff import render_text_diff_html
+from shadowtap.evaluators.report.html_assets import html_page
+from shadowtap.replay.diff import render_text_diff_html
 
 _OVERALL_ROWS = (("exchanges", "exchanges"), ("results", "results"), ("answered", "answered"),
                  ("errors / timeouts", "errors"), ("skipped", "skipped"),

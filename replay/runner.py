@@ -22,18 +22,18 @@ from datetime import datetime, timezone
 
 import orjson
 
-from evaluators.base import Answer
-from evaluators.contexts import extract_contexts
-from evaluators.items import parse_request
-from proxy.capture.redaction import Redactor
-from proxy.config import ShadowtapConfig
-from proxy.shadow.calls import CallResult, call_chat, configure_litellm
-from proxy.store.replay_store import PARAPHRASE_WRITER_REPETITION, ReplayStore
-from replay.paraphrase import (ParaphraseSettings, cleaned, last_user_text, paraphrase_name,
+from shadowtap.evaluators.base import Answer
+from shadowtap.evaluators.contexts import extract_contexts
+from shadowtap.evaluators.items import parse_request
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.shadow.calls import CallResult, call_chat, configure_litellm
+from shadowtap.proxy.store.replay_store import PARAPHRASE_WRITER_REPETITION, ReplayStore
+from shadowtap.replay.paraphrase import (ParaphraseSettings, cleaned, last_user_text, paraphrase_name,
                                paraphrase_number, with_paraphrase, writing_request)
-from replay.passing import REPLAY_SOURCE, PassCriterion
-from replay.rate import TokenBucket
-from replay.targets import ReplayTarget
+from shadowtap.replay.passing import REPLAY_SOURCE, PassCriterion
+from shadowtap.replay.rate import TokenBucket
+from shadowtap.replay.targets import ReplayTarget
 
 log = logging.getLogger("shadowtap.replay")
 
@@ -117,7 +117,7 @@ class ReplayRunner:
                  paraphrase: ParaphraseSettings | None = None, rate: float | None = None,
                  rate_limiter: TokenBucket | None = None, batch_size: int = 10, flush_interval_s: float = 1.0,
                  litellm=None, prices=None) -> None:
-        from proxy.capture.pricing import PriceTable
+        from shadowtap.proxy.capture.pricing import PriceTable
 
         self.store, self.config, self.target, self.criterion = store, config, target, criterion
         self.k, self.concurrency, self.budget_usd, self.perturb = k, concurrency, budget_usd, perturb
@@ -211,7 +211,7 @@ class ReplayRunner:
                                         paraphrase_number(perturbation))
 
     def _perturbations(self, exchange: dict, request: dict) -> list[tuple[str, dict]]:
-        from replay.perturb import perturbations
+        from shadowtap.replay.perturb import perturbations
 
         contexts = [item.text for item in extract_contexts(request, exchange.get("shadowtap_metadata"),
                                                            self.config.contexts)]
@@ -309,12 +309,12 @@ def _paraphrase_outcome(row: dict, source: str | None) -> tuple[str | None, str 
 
 
 def answer_diff(exchange: dict, text: str | None, tool_calls: list | None) -> dict:
-    """replay.diff.diff_answers against the captured answer (a plain equality check if it is missing)."""
+    """shadowtap.replay.diff.diff_answers against the captured answer (a plain equality check if it is missing)."""
     original_calls = orjson.loads(exchange["response_tool_calls"]) if exchange.get("response_tool_calls") else None
     original = {"text": exchange.get("response_text"), "tool_calls": original_calls}
     replayed = {"text": text, "tool_calls": tool_calls}
     try:
-        from replay.diff import diff_answers
+        from shadowtap.replay.diff import diff_answers
     except ImportError:
         return {"identical": _strip_ids(original) == _strip_ids(replayed), "text_diff": [], "json_diff": [],
                 "tool_call_diff": []}

@@ -7,8 +7,8 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
-from proxy.errors import SelectionError
-from proxy.store.replay_store import COMPARISONS, FLAG_COLUMNS, ExchangeQuery, ReplayStore, ScoreCondition
+from shadowtap.proxy.errors import SelectionError
+from shadowtap.proxy.store.replay_store import COMPARISONS, FLAG_COLUMNS, ExchangeQuery, ReplayStore, ScoreCondition
 
 _WHERE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|==|<|>|=)\s*(-?\d+(?:\.\d+)?)\s*$")
 

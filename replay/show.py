@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import orjson
 
-from evaluators.items import parse_request
-from proxy.store.replay_store import ReplayStore
-from replay.paraphrase import last_user_text
-from replay.passing import answer_consistency, outcome_consistency, pass_at_k
+from shadowtap.evaluators.items import parse_request
+from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.replay.paraphrase import last_user_text
+from shadowtap.replay.passing import answer_consistency, outcome_consistency, pass_at_k
 
 _DIFF_LINES = 12
 _SHORT = 200

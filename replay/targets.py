@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from proxy.config import ShadowtapConfig
-from proxy.config.checks import check_http_url, check_not_link_local
-from proxy.errors import ConfigError, TargetError
-from proxy.shadow.calls import CallTarget
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.config.checks import check_http_url, check_not_link_local
+from shadowtap.proxy.errors import ConfigError, TargetError
+from shadowtap.proxy.shadow.calls import CallTarget
 
 DEFAULT_TIMEOUT_S = 60.0
 

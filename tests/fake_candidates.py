@@ -14,7 +14,7 @@ import threading
 
 import orjson
 
-from proxy.local_processes import free_port
+from shadowtap.proxy.local_processes import free_port
 
 
 BEHAVIOURS = ("ok", "hang", "trickle", "error500", "error429", "error503", "reset", "redirect", "quote_request")

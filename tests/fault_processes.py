@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from proxy.local_processes import free_port, proxy_command, wait_until_serving
+from shadowtap.proxy.local_processes import free_port, proxy_command, wait_until_serving
 from tests.servers import Proxy, write_config
 
 CHAT_PATH = "/chat/completions"

@@ -3,7 +3,7 @@
 import httpx
 import orjson
 
-from proxy.local_processes import free_port
+from shadowtap.proxy.local_processes import free_port
 from tests.store_reading import wait_for_exchange
 
 QUESTION = {"model": "sim-large", "messages": [{"role": "user", "content": "support hours?"}]}

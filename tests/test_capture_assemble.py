@@ -5,8 +5,8 @@ import zlib
 import orjson
 import pytest
 
-from proxy.capture.assemble import AssembledResponse, assemble_response, endpoint_for_path
-from proxy.capture.decoding import decode_body
+from shadowtap.proxy.capture.assemble import AssembledResponse, assemble_response, endpoint_for_path
+from shadowtap.proxy.capture.decoding import decode_body
 
 SSE = "text/event-stream; charset=utf-8"
 JSON = "application/json"

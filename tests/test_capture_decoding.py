@@ -7,8 +7,8 @@ import zlib
 import pytest
 import zstandard
 
-from proxy.capture import decoding
-from proxy.capture.decoding import decode_body
+from shadowtap.proxy.capture import decoding
+from shadowtap.proxy.capture.decoding import decode_body
 
 EVENTS = [
     b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n',

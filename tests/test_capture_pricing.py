@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.capture import pricing
-from proxy.capture.pricing import PriceTable
+from shadowtap.proxy.capture import pricing
+from shadowtap.proxy.capture.pricing import PriceTable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_cost_is_none_when_model_is_not_priced_per_token(prices):
 
 def test_table_is_empty_with_a_warning_when_litellm_is_not_installed(monkeypatch, caplog, fresh_litellm_cache):
     monkeypatch.setattr(pricing, "_litellm_prices_path", lambda: None)
-    with caplog.at_level(logging.WARNING, logger="proxy.capture.pricing"):
+    with caplog.at_level(logging.WARNING, logger="shadowtap.proxy.capture.pricing"):
         table = PriceTable.from_litellm_package()
     assert len(table) == 0
     assert table.cost_usd("gpt-4o-mini", 10, 10) is None
@@ -88,7 +88,7 @@ def test_table_is_empty_with_a_warning_when_litellm_is_not_installed(monkeypatch
 
 def test_table_is_empty_with_a_warning_when_price_file_is_missing(monkeypatch, caplog, tmp_path, fresh_litellm_cache):
     monkeypatch.setattr(pricing, "_litellm_prices_path", lambda: tmp_path / "gone.json")
-    with caplog.at_level(logging.WARNING, logger="proxy.capture.pricing"):
+    with caplog.at_level(logging.WARNING, logger="shadowtap.proxy.capture.pricing"):
         table = PriceTable.from_litellm_package()
     assert len(table) == 0
     assert "gone.json" in caplog.text

@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxy.capture.redaction import Redactor
+from shadowtap.proxy.capture.redaction import Redactor
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from time import perf_counter
 
 import pytest
 
-from proxy.capture.builder_process import InProcessBuilder
-from proxy.capture.record import CaptureRows
-from proxy.capture.writer import CaptureWriter
-from proxy.exchange import RawExchange, new_exchange_id
-from proxy.metrics import ProxyMetrics
+from shadowtap.proxy.capture.builder_process import InProcessBuilder
+from shadowtap.proxy.capture.record import CaptureRows
+from shadowtap.proxy.capture.writer import CaptureWriter
+from shadowtap.proxy.exchange import RawExchange, new_exchange_id
+from shadowtap.proxy.metrics import ProxyMetrics
 
 
 def make_exchange(path: str = "/v1/chat/completions", **fields) -> RawExchange:

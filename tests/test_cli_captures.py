@@ -7,8 +7,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from proxy.cli import cli
-from proxy.store import CaptureStore
+from shadowtap.proxy.cli import cli
+from shadowtap.proxy.store import CaptureStore
 from tests.factories import raw_exchange, row_builder
 
 

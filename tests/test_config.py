@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ShadowtapConfig, config_from_dict, load_config
-from proxy.errors import ConfigError
+from shadowtap.proxy.config import ShadowtapConfig, config_from_dict, load_config
+from shadowtap.proxy.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_integers_are_accepted_where_numbers_are_expected():
 def test_serve_exits_2_with_the_key_when_the_config_has_an_unknown_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[primary]\nbase_url = "http://127.0.0.1:9/v1"\n[store]\npaht = "x.db"\n')
-    result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "[store] paht" in result.stderr and "unknown key" in result.stderr
@@ -108,7 +108,7 @@ def test_serve_exits_2_with_the_key_when_the_config_has_an_unknown_key(tmp_path)
 def test_serve_exits_2_when_the_config_is_not_toml(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[primary\n")
-    result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import collections
 
-from proxy.demo_reviewers import REVIEWERS, ReviewedAnswer, review, simulated_feedback, split_by_support
-from proxy.demo_workload import halueval_rows
-from proxy.simulator.answers import answer_sentence
-from proxy.simulator.personas import _UNSUPPORTED_CLAIMS
+from shadowtap.proxy.demo_reviewers import REVIEWERS, ReviewedAnswer, review, simulated_feedback, split_by_support
+from shadowtap.proxy.demo_workload import halueval_rows
+from shadowtap.proxy.simulator.answers import answer_sentence
+from shadowtap.proxy.simulator.personas import _UNSUPPORTED_CLAIMS
 
 OUTCOMES = ("accepted", "edited", "escalated", "rejected", "policy_violation")
 
@@ -64,7 +64,7 @@ def test_the_two_reviewers_agree_on_most_answers_but_not_all():
 
 
 def test_every_item_is_a_valid_feedback_item_with_a_stable_id():
-    from proxy.feedback_items import parse_feedback_item
+    from shadowtap.proxy.feedback_items import parse_feedback_item
 
     for items in simulated_feedback(sample_answers()).values():
         for index, item in enumerate(items):

@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from proxy.cli import cli
-from proxy.config import ShadowtapConfig
+from shadowtap.proxy.cli import cli
+from shadowtap.proxy.config import ShadowtapConfig
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from evaluators.agreement import AgreementEvaluator
-from evaluators.base import PRIMARY, PRIMARY_TWIN, Answer, EvalItem, NotApplicable, Score
+from shadowtap.evaluators.agreement import AgreementEvaluator
+from shadowtap.evaluators.base import PRIMARY, PRIMARY_TWIN, Answer, EvalItem, NotApplicable, Score
 
 
 def answer(text: str | None = None, *, source: str = "cand-a", tool_calls: list[dict] | None = None,

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-import evaluators.registry as registry
-from proxy.cli import cli
-from proxy.store import CaptureStore
+import shadowtap.evaluators.registry as registry
+from shadowtap.proxy.cli import cli
+from shadowtap.proxy.store import CaptureStore
 from tests.test_eval_support import EVAL_SCRIPT, ROOT, add_exchanges, add_shadow, fake_entry_points
 
 

@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from evaluators.base import NotApplicable
-from evaluators.freshness import FreshnessEvaluator
-from evaluators.items import build_items
-from proxy.config import ContextsConfig, config_from_dict
-from proxy.errors import ConfigError
+from shadowtap.evaluators.base import NotApplicable
+from shadowtap.evaluators.freshness import FreshnessEvaluator
+from shadowtap.evaluators.items import build_items
+from shadowtap.proxy.config import ContextsConfig, config_from_dict
+from shadowtap.proxy.errors import ConfigError
 from tests.factories import raw_exchange, row_builder
 
 REQUEST_TIME = datetime(2026, 11, 20, tzinfo=timezone.utc)

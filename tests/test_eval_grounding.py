@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluators.base import PRIMARY, Answer, ContextItem, EvalItem, NotApplicable, Score
-from evaluators.grounding import GroundingEvaluator, question_text
-from evaluators.text_support import tokens
+from shadowtap.evaluators.base import PRIMARY, Answer, ContextItem, EvalItem, NotApplicable, Score
+from shadowtap.evaluators.grounding import GroundingEvaluator, question_text
+from shadowtap.evaluators.text_support import tokens
 
 SAMPLE = Path(__file__).parent / "data" / "halueval_sample.jsonl"
 

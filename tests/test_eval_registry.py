@@ -4,12 +4,12 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-import evaluators.registry as registry
-from evaluators.contract import ContractEvaluator
-from evaluators.freshness import FreshnessEvaluator
-from evaluators.registry import EvaluatorLoadError, available, build_evaluators, load_class
-from proxy.config import ShadowtapConfig, config_from_dict
-from proxy.errors import ConfigError
+import shadowtap.evaluators.registry as registry
+from shadowtap.evaluators.contract import ContractEvaluator
+from shadowtap.evaluators.freshness import FreshnessEvaluator
+from shadowtap.evaluators.registry import EvaluatorLoadError, available, build_evaluators, load_class
+from shadowtap.proxy.config import ShadowtapConfig, config_from_dict
+from shadowtap.proxy.errors import ConfigError
 from tests.test_eval_support import LengthEvaluator, fake_entry_points
 
 
@@ -21,7 +21,7 @@ def fake_plugins(monkeypatch):
 def test_builtin_evaluators_load_by_name_when_their_module_exists():
     assert load_class("freshness") is FreshnessEvaluator
     assert load_class("contract") is ContractEvaluator
-    assert available()["grounding"] == "evaluators.grounding:GroundingEvaluator"
+    assert available()["grounding"] == "shadowtap.evaluators.grounding:GroundingEvaluator"
 
 
 def test_third_party_evaluators_load_from_entry_points_when_installed(fake_plugins, tmp_path):

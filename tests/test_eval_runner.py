@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from evaluators.base import EvalItem
-from evaluators.contract import ContractEvaluator
-from evaluators.freshness import FreshnessEvaluator
-from evaluators.runner import EvalRunner, EvalSelection, scrub_secrets
-from proxy.config import ContextsConfig
-from proxy.store import CaptureStore
-from proxy.store.score_store import ScoreStore
+from shadowtap.evaluators.base import EvalItem
+from shadowtap.evaluators.contract import ContractEvaluator
+from shadowtap.evaluators.freshness import FreshnessEvaluator
+from shadowtap.evaluators.runner import EvalRunner, EvalSelection, scrub_secrets
+from shadowtap.proxy.config import ContextsConfig
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.proxy.store.score_store import ScoreStore
 from tests.test_eval_support import (
     BrokenEvaluator, FlakyEvaluator, JudgeEvaluator, LengthEvaluator, LengthEvaluatorV2, add_exchanges, add_shadow,
 )

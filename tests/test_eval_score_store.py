@@ -2,9 +2,9 @@
 
 import pytest
 
-from proxy.errors import StoreError
-from proxy.store import CaptureStore
-from proxy.store.score_store import PendingScore, ScoreStore, score_id
+from shadowtap.proxy.errors import StoreError
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.proxy.store.score_store import PendingScore, ScoreStore, score_id
 from tests.test_eval_support import add_exchanges, add_shadow
 
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from evaluators.base import PRIMARY, Answer, EvalItem, NotApplicable, Score
-from evaluators.deltas import CostDeltaEvaluator, LatencyDeltaEvaluator
-from evaluators.refusal import RefusalEvaluator
-from evaluators.verbosity import VerbosityEvaluator
+from shadowtap.evaluators.base import PRIMARY, Answer, EvalItem, NotApplicable, Score
+from shadowtap.evaluators.deltas import CostDeltaEvaluator, LatencyDeltaEvaluator
+from shadowtap.evaluators.refusal import RefusalEvaluator
+from shadowtap.evaluators.verbosity import VerbosityEvaluator
 
 
 def answer(text: str | None = "An answer.", *, source: str = "cand-a", **fields) -> Answer:
@@ -207,18 +207,18 @@ def test_deltas_not_applicable_when_scoring_the_primary(evaluator):
 # the contract, for every LLM-free evaluator in this change
 
 @pytest.mark.parametrize("cls,name", [
-    ("evaluators.grounding:GroundingEvaluator", "grounding"),
-    ("evaluators.agreement:AgreementEvaluator", "agreement"),
-    ("evaluators.verbosity:VerbosityEvaluator", "verbosity"),
-    ("evaluators.refusal:RefusalEvaluator", "refusal"),
-    ("evaluators.deltas:LatencyDeltaEvaluator", "latency_delta"),
-    ("evaluators.deltas:CostDeltaEvaluator", "cost_delta"),
+    ("shadowtap.evaluators.grounding:GroundingEvaluator", "grounding"),
+    ("shadowtap.evaluators.agreement:AgreementEvaluator", "agreement"),
+    ("shadowtap.evaluators.verbosity:VerbosityEvaluator", "verbosity"),
+    ("shadowtap.evaluators.refusal:RefusalEvaluator", "refusal"),
+    ("shadowtap.evaluators.deltas:LatencyDeltaEvaluator", "latency_delta"),
+    ("shadowtap.evaluators.deltas:CostDeltaEvaluator", "cost_delta"),
 ])
 def test_evaluator_builds_from_default_config_when_named_in_registry_form(cls, name, tmp_path):
     import importlib
 
-    from evaluators.base import Evaluator
-    from proxy.config import ShadowtapConfig
+    from shadowtap.evaluators.base import Evaluator
+    from shadowtap.proxy.config import ShadowtapConfig
 
     module, _, attribute = cls.partition(":")
     evaluator_class = getattr(importlib.import_module(module), attribute)

@@ -83,7 +83,7 @@ def drive_traffic(base_url: str) -> list[str]:
 
 
 def shadowtap(env: dict, *args: str) -> bytes:
-    result = subprocess.run([sys.executable, "-m", "proxy.cli", *args], capture_output=True, env=env, timeout=240)
+    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", *args], capture_output=True, env=env, timeout=240)
     assert result.returncode in (0, 1), (args, result.stderr.decode(errors="replace")[-2000:])
     return result.stdout + result.stderr
 

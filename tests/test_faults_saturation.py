@@ -7,10 +7,10 @@ import time
 import httpx
 import pytest
 
-from proxy.config import config_from_dict
-from proxy.exchange import RawExchange, new_exchange_id
-from proxy.metrics import ProxyMetrics
-from proxy.shadow.dispatcher import ShadowDispatcher
+from shadowtap.proxy.config import config_from_dict
+from shadowtap.proxy.exchange import RawExchange, new_exchange_id
+from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
 from tests.fake_candidates import FakeCandidate
 from tests.store_reading import wait_for_rows
 from tests.test_faults_shadows import wait_for_metric

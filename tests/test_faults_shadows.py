@@ -155,10 +155,10 @@ def test_a_dead_shadow_worker_never_fails_a_live_request_and_later_shadows_say_s
 def test_a_failure_while_handing_a_request_to_the_shadows_still_answers_from_the_primary(simulator):
     import asyncio
 
-    from proxy.config import PrimaryConfig
-    from proxy.forwarder import PrimaryForwarder
-    from proxy.metrics import ProxyMetrics
-    from proxy.upstream import PrimaryClient
+    from shadowtap.proxy.config import PrimaryConfig
+    from shadowtap.proxy.forwarder import PrimaryForwarder
+    from shadowtap.proxy.metrics import ProxyMetrics
+    from shadowtap.proxy.upstream import PrimaryClient
 
     class BrokenShadows:
         def offer(self, exchange, body, body_bytes):

@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from proxy.config import config_from_dict
-from proxy.errors import ConfigError
+from shadowtap.proxy.config import config_from_dict
+from shadowtap.proxy.errors import ConfigError
 from tests.fault_tools import (
     QUESTION, assert_store_is_consistent, open_socket, parse_response, raw_request, read_until_closed,
     recorded_with,

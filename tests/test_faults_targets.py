@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 
-from proxy.config import config_from_dict
-from proxy.errors import ConfigError
-from proxy.local_processes import stop_process
+from shadowtap.proxy.config import config_from_dict
+from shadowtap.proxy.errors import ConfigError
+from shadowtap.proxy.local_processes import stop_process
 from tests.fake_candidates import FakeCandidate
 from tests.servers import start_simulator, write_config
 from tests.test_faults_shadows import shadows_of
@@ -184,7 +184,7 @@ def test_serve_exits_2_naming_the_key_when_a_model_url_is_refused(tmp_path, wher
     extra = (f'[[candidates]]\nname = "c"\nmodel = "openai/m"\napi_base = "{url}"\n' if where == "candidate"
              else f'[judge]\nmodel = "openai/m"\napi_base = "{url}"\n')
     path = write_config(tmp_path, "http://127.0.0.1:9/v1", 8080, extra)
-    result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=50)
     assert result.returncode == 2
     assert KEYS[where] in result.stderr and url in result.stderr

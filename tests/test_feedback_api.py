@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.local_processes import free_port, proxy_command, stop_process, wait_until_serving
+from shadowtap.proxy.local_processes import free_port, proxy_command, stop_process, wait_until_serving
 from tests.servers import Proxy, start_proxy, write_config
 from tests.store_reading import rows as exchange_rows
 from tests.test_feedback_store import levenshtein
@@ -257,8 +257,8 @@ def start_slow_flush_proxy(workdir, primary_base_url: str) -> Proxy:
     ({"token": "s3cret"}, ["[admin] token", "unknown key", "token_env"]),
 ])
 def test_a_bad_admin_section_is_refused_naming_the_key(admin, words):
-    from proxy.config import config_from_dict
-    from proxy.errors import ConfigError
+    from shadowtap.proxy.config import config_from_dict
+    from shadowtap.proxy.errors import ConfigError
 
     with pytest.raises(ConfigError) as raised:
         config_from_dict({"primary": {"base_url": "http://127.0.0.1:9/v1"}, "admin": admin})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.capture.redaction import Redactor
-from proxy.errors import FeedbackConflict, FeedbackInvalid, UnknownExchange
-from proxy.store import CaptureStore, FeedbackStore
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.errors import FeedbackConflict, FeedbackInvalid, UnknownExchange
+from shadowtap.proxy.store import CaptureStore, FeedbackStore
 
 ANSWER = "Northwind Cloud bills usage monthly in arrears."
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from proxy.upstream_path import UnsafePath, upstream_suffix
+from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 from tests.fault_tools import parse_response, send_raw
 
 

@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from evaluators.outcomes.completion import outcome_figures
-from evaluators.outcomes.resolution import resolve_outcomes
-from evaluators.outcomes.windows import window_end, window_start
-from proxy.config import OutcomesConfig, config_from_dict
-from proxy.errors import ConfigError
+from shadowtap.evaluators.outcomes.completion import outcome_figures
+from shadowtap.evaluators.outcomes.resolution import resolve_outcomes
+from shadowtap.evaluators.outcomes.windows import window_end, window_start
+from shadowtap.proxy.config import OutcomesConfig, config_from_dict
+from shadowtap.proxy.errors import ConfigError
 
 CONFIG = OutcomesConfig(heavy_correction_minutes=10, heavy_correction_ratio=0.3)
 Z = 1.959964

@@ -5,9 +5,9 @@ import gzip
 import orjson
 import pytest
 
-from proxy.errors import StoreError
-from proxy.store import CaptureStore
-from replay.bundle import export_bundle, import_bundle, read_bundle, scrub_config
+from shadowtap.proxy.errors import StoreError
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.replay.bundle import export_bundle, import_bundle, read_bundle, scrub_config
 from tests.factories import raw_exchange, row_builder
 
 CANARY = "canary-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c2e"
@@ -170,7 +170,7 @@ def test_importing_a_truncated_bundle_gives_a_clear_error(store, exchange_ids, t
 def test_export_and_import_commands_carry_exchanges_to_another_store(store, exchange_ids, tmp_path):
     from click.testing import CliRunner
 
-    from proxy.cli import cli
+    from shadowtap.proxy.cli import cli
 
     store.close()
     source = str(tmp_path / "source.db")

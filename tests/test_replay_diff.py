@@ -2,7 +2,7 @@
 
 import orjson
 
-from replay.diff import diff_answers, render_text_diff_html
+from shadowtap.replay.diff import diff_answers, render_text_diff_html
 
 
 def answer(text=None, tool_calls=None):

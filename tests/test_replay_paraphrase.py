@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from proxy.store.replay_store import ReplayStore
-from replay.paraphrase import cleaned, last_user_text, paraphrase_number, with_paraphrase, writing_request
+from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.replay.paraphrase import cleaned, last_user_text, paraphrase_number, with_paraphrase, writing_request
 from tests.test_replay_support import (ScriptedModel, StoreBuilder, chat, cli_run, last_user, litellm_price, replay,
                                        show)
 

@@ -3,7 +3,7 @@
 import copy
 import re
 
-from replay.perturb import perturbations, sensitivity
+from shadowtap.replay.perturb import perturbations, sensitivity
 
 REQUEST = {
     "model": "gpt-4o-mini",

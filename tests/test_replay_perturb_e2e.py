@@ -7,10 +7,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from proxy.cli import cli
-from proxy.store import CaptureStore
-from proxy.store.replay_store import ReplayStore
-from replay.perturb import perturbations
+from shadowtap.proxy.cli import cli
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.replay.perturb import perturbations
 from tests.factories import capture_from_upstream
 from tests.fake_candidates import FakeCandidate
 from tests.servers import simulator  # noqa: F401  (fixture)

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from proxy.config import ShadowtapConfig
-from proxy.store.replay_store import ReplayStore
-from replay.passing import PassCriterion
-from replay.rate import TokenBucket
-from replay.runner import ReplayRunner, create_run
-from replay.targets import resolve_target
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.replay.passing import PassCriterion
+from shadowtap.replay.rate import TokenBucket
+from shadowtap.replay.runner import ReplayRunner, create_run
+from shadowtap.replay.targets import resolve_target
 from tests.test_replay_support import StoreBuilder, chat
 
 

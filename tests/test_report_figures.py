@@ -8,8 +8,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from evaluators.report.cli import report_command
-from proxy.store import CaptureStore
+from shadowtap.evaluators.report.cli import report_command
+from shadowtap.proxy.store import CaptureStore
 from tests.test_report_support import StoreBuilder
 
 Z = 1.959964  # the normal 97.5% quantile
@@ -274,7 +274,7 @@ def test_only_the_named_candidate_is_reported_when_candidate_is_given(store_path
 
 
 def test_a_score_mean_interval_never_reaches_outside_what_a_score_can_be():
-    from evaluators.report.stats import SCORE_RANGE, mean_interval
+    from shadowtap.evaluators.report.stats import SCORE_RANGE, mean_interval
 
     scores = [1.0, 1.0, 1.0, 0.2]  # mean 0.8; the raw t-interval runs from about 0.16 to 1.44
     half = 3.182446 * math.sqrt(sum((s - 0.8) ** 2 for s in scores) / 3) / 2

@@ -20,11 +20,11 @@ from html.parser import HTMLParser
 import orjson
 import pytest
 
-from evaluators.report.build import build_report
-from evaluators.report.model import GateCheck, GateVerdict
-from evaluators.report.render_html import render_html, word_diff
-from proxy.store import CaptureStore
-from proxy.store.score_store import ScoreStore, score_id
+from shadowtap.evaluators.report.build import build_report
+from shadowtap.evaluators.report.model import GateCheck, GateVerdict
+from shadowtap.evaluators.report.render_html import render_html, word_diff
+from shadowtap.proxy.store import CaptureStore
+from shadowtap.proxy.store.score_store import ScoreStore, score_id
 
 XSS = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
 XSS_ESCAPED = "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"

@@ -7,8 +7,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from evaluators.report.cli import report_command
-from proxy.store import CaptureStore
+from shadowtap.evaluators.report.cli import report_command
+from shadowtap.proxy.store import CaptureStore
 from tests.test_report_support import StoreBuilder, balanced_store
 
 
@@ -53,9 +53,9 @@ def test_terminal_output_shows_each_candidate_when_no_format_is_given(store_path
 def test_terminal_tables_fit_the_terminal_and_never_cut_a_figure_in_pieces(store_path, width):
     from rich.console import Console
 
-    from evaluators.report.build import build_report
-    from evaluators.report.render_terminal import render_terminal
-    from evaluators.report.tables import report_tables
+    from shadowtap.evaluators.report.build import build_report
+    from shadowtap.evaluators.report.render_terminal import render_terminal
+    from shadowtap.evaluators.report.tables import report_tables
 
     report = build_report(CaptureStore.open(store_path).db, store=str(store_path))
     console = Console(width=width, record=True)
@@ -72,9 +72,9 @@ def test_terminal_tables_fit_the_terminal_and_never_cut_a_figure_in_pieces(store
 
 
 def test_html_is_written_by_render_html_when_html_is_given(store_path, tmp_path, monkeypatch):
-    module = type(sys)("evaluators.report.render_html")
+    module = type(sys)("shadowtap.evaluators.report.render_html")
     module.render_html = lambda report: f"<html>{len(report.candidates)} candidates</html>"
-    monkeypatch.setitem(sys.modules, "evaluators.report.render_html", module)
+    monkeypatch.setitem(sys.modules, "shadowtap.evaluators.report.render_html", module)
     out = tmp_path / "report.html"
     result = invoke("--store", str(store_path), "--html", str(out), "--json")
     assert result.exit_code == 0, result.output
@@ -82,7 +82,7 @@ def test_html_is_written_by_render_html_when_html_is_given(store_path, tmp_path,
 
 
 def test_html_gives_a_clear_error_when_the_renderer_is_missing(store_path, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "evaluators.report.render_html", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "shadowtap.evaluators.report.render_html", None)  # makes the import fail
     result = invoke("--store", str(store_path), "--html", str(tmp_path / "r.html"))
     assert result.exit_code == 2
     assert "HTML renderer" in result.output
@@ -107,14 +107,14 @@ def test_report_exits_2_when_the_store_does_not_exist(tmp_path):
 
 
 def test_report_and_gate_are_subcommands_of_shadowtap_when_installed():
-    from proxy.cli import cli
+    from shadowtap.proxy.cli import cli
 
     result = CliRunner().invoke(cli, ["--help"])
     assert "report" in result.output and "gate" in result.output
 
 
 def test_the_report_reads_the_store_at_one_moment_while_the_proxy_keeps_writing(store_path):
-    from evaluators.report.source import load_input, one_snapshot
+    from shadowtap.evaluators.report.source import load_input, one_snapshot
 
     reader, writer = CaptureStore.open(store_path), CaptureStore.open(store_path)
     with one_snapshot(reader.db):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from proxy.store import CaptureStore
+from shadowtap.proxy.store import CaptureStore
 
 
 class StoreBuilder:

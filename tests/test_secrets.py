@@ -5,7 +5,7 @@ import sys
 
 import httpx
 
-from proxy.local_processes import free_port
+from shadowtap.proxy.local_processes import free_port
 from tests.store_reading import wait_for_rows
 
 CANARIES = {
@@ -59,7 +59,7 @@ def test_client_keys_appear_nowhere_in_the_store_wal_logs_metrics_or_export(prox
     assert wal.exists() and wal.stat().st_size > 0
     assert_no_canary_in("the -wal file", wal.read_bytes())
     assert_no_canary_in("/metrics", httpx.get(f"{proxy.url}/metrics").content)
-    export = subprocess.run([sys.executable, "-m", "proxy.cli", "captures", "export", "--store",
+    export = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "captures", "export", "--store",
                              str(proxy.store_path)], capture_output=True, timeout=30)
     assert export.returncode == 0 and export.stdout.count(b"\n") == sent
     assert_no_canary_in("the JSONL export", export.stdout)

@@ -4,12 +4,12 @@ import math
 
 import pytest
 
-from proxy.config import CandidateConfig, ShadowConfig
-from proxy.exchange import new_exchange_id
-from proxy.shadow.breaker import CircuitBreaker
-from proxy.shadow.budget import DailyBudget
-from proxy.shadow.planning import ShadowPlanner
-from proxy.shadow.sampling import is_sampled, sample_point
+from shadowtap.proxy.config import CandidateConfig, ShadowConfig
+from shadowtap.proxy.exchange import new_exchange_id
+from shadowtap.proxy.shadow.breaker import CircuitBreaker
+from shadowtap.proxy.shadow.budget import DailyBudget
+from shadowtap.proxy.shadow.planning import ShadowPlanner
+from shadowtap.proxy.shadow.sampling import is_sampled, sample_point
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}

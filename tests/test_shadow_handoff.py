@@ -6,8 +6,8 @@ import asyncio
 import ctypes
 import multiprocessing
 
-from proxy.shadow.handoff import JobSender, job_channel, receive_jobs
-from proxy.shadow.planning import ShadowJob
+from shadowtap.proxy.shadow.handoff import JobSender, job_channel, receive_jobs
+from shadowtap.proxy.shadow.planning import ShadowJob
 
 
 def job(index: int, body: bytes = b'{"model":"m","messages":[]}') -> ShadowJob:

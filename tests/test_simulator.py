@@ -12,9 +12,9 @@ import openai
 import orjson
 import pytest
 
-from proxy.errors import ConfigError
-from proxy.simulator import SimulatorSettings, create_simulator_app, running_simulator
-from proxy.simulator.__main__ import main as simulator_cli
+from shadowtap.proxy.errors import ConfigError
+from shadowtap.proxy.simulator import SimulatorSettings, create_simulator_app, running_simulator
+from shadowtap.proxy.simulator.__main__ import main as simulator_cli
 
 pytestmark = pytest.mark.anyio
 

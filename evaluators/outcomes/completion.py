@@ -21,10 +21,10 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from evaluators.outcomes.resolution import SEVERITY, ExchangeOutcome
-from evaluators.report.model import OutcomeFigures
-from evaluators.report.stats import SCORE_RANGE, mean_interval, wilson
-from proxy.config import OutcomesConfig
+from shadowtap.evaluators.outcomes.resolution import SEVERITY, ExchangeOutcome
+from shadowtap.evaluators.report.model import OutcomeFigures
+from shadowtap.evaluators.report.stats import SCORE_RANGE, mean_interval, wilson
+from shadowtap.proxy.config import OutcomesConfig
 
 
 def within_budget(exchange: Mapping, config: OutcomesConfig) -> bool:

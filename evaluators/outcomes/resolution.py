@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from statistics import fmean
 
-from proxy.config import OutcomesConfig
+from shadowtap.proxy.config import OutcomesConfig
 
 SEVERITY = ("accepted", "edited", "escalated", "rejected", "policy_violation")   # least to most severe
 COMPLETED = frozenset({"accepted", "edited"})

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean, variance
 
-from evaluators.report.stats import Z_975
+from shadowtap.evaluators.report.stats import Z_975
 
 
 @dataclass(frozen=True)

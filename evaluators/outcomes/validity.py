@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from evaluators.outcomes.resolution import ExchangeOutcome
-from evaluators.outcomes.roc import roc_auc
-from evaluators.report.model import EvaluatorValidity
+from shadowtap.evaluators.outcomes.resolution import ExchangeOutcome
+from shadowtap.evaluators.outcomes.roc import roc_auc
+from shadowtap.evaluators.report.model import EvaluatorValidity
 
 
 def evaluator_validity(outcomes: Mapping[str, ExchangeOutcome],

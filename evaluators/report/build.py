@@ -6,17 +6,17 @@ import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from evaluators.report.figures import key_figures
-from evaluators.report.model import (
+from shadowtap.evaluators.report.figures import key_figures
+from shadowtap.evaluators.report.model import (
     SCHEMA_VERSION, CandidateReport, CategoryReport, Disagreement, HeatmapCell, LatencySamples, ReportData,
     ScoreDistribution, TrendPoint,
 )
-from evaluators.report.outcomes_build import OUTCOME_METHODS, build_outcomes
-from evaluators.report.source import (
+from shadowtap.evaluators.report.outcomes_build import OUTCOME_METHODS, build_outcomes
+from shadowtap.evaluators.report.source import (
     PRIMARY, REPORT_EVALUATORS, ReportInput, categories_of, load_feedback, load_input, one_snapshot,
 )
-from evaluators.report.stats import thin
-from proxy.config import OutcomesConfig
+from shadowtap.evaluators.report.stats import thin
+from shadowtap.proxy.config import OutcomesConfig
 
 LATENCY_SAMPLE_CAP = 2000
 WORST_PER_CANDIDATE = 20

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import orjson
 
-from proxy.captures_cli import parse_time
-from proxy.cli_common import fail_usage, load_config_or_exit
-from proxy.errors import StoreError
+from shadowtap.proxy.captures_cli import parse_time
+from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
+from shadowtap.proxy.errors import StoreError
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: [gate] thresholds, and the store unless --store is given.")
@@ -54,11 +54,11 @@ def report_command(config_path, store_path, since, until, candidate, window, as_
     if as_json:
         click.echo(orjson.dumps(report.to_json()).decode())
     elif as_markdown:
-        from evaluators.report.render_markdown import render_markdown
+        from shadowtap.evaluators.report.render_markdown import render_markdown
 
         click.echo(render_markdown(report))
     else:
-        from evaluators.report.render_terminal import render_terminal
+        from shadowtap.evaluators.report.render_terminal import render_terminal
 
         render_terminal(report)
     if gate is not None and not gate.passed:
@@ -85,7 +85,7 @@ def gate_command(config_path, store_path, since, until, candidate, as_json) -> N
     if as_json:
         click.echo(orjson.dumps(gate).decode())
     else:
-        from evaluators.report.render_terminal import render_gate_terminal
+        from shadowtap.evaluators.report.render_terminal import render_gate_terminal
 
         render_gate_terminal(gate)
     if not gate.passed:
@@ -93,9 +93,9 @@ def gate_command(config_path, store_path, since, until, candidate, as_json) -> N
 
 
 def _build(config_path, store_path, since, until, candidate, window, with_gate):
-    from evaluators.report.build import build_report, parse_window
-    from evaluators.report.gate import evaluate_gate
-    from proxy.store import CaptureStore
+    from shadowtap.evaluators.report.build import build_report, parse_window
+    from shadowtap.evaluators.report.gate import evaluate_gate
+    from shadowtap.proxy.store import CaptureStore
 
     config = load_config_or_exit(config_path)
     if window is not None:
@@ -126,9 +126,9 @@ def _build(config_path, store_path, since, until, candidate, window, with_gate):
 
 def _write_html(report, html_path: str) -> None:
     try:
-        from evaluators.report.render_html import render_html
+        from shadowtap.evaluators.report.render_html import render_html
     except ModuleNotFoundError as exc:
-        if exc.name != "evaluators.report.render_html":
+        if exc.name != "shadowtap.evaluators.report.render_html":
             raise
         fail_usage("--html: the HTML renderer (evaluators.report.render_html) is not installed in this build")
     try:

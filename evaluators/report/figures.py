@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 
-from evaluators.report.model import (
+from shadowtap.evaluators.report.model import (
     AgreementFigures, CallCounts, CostFigures, Finding, KeyFigures, LatencyFigures, PairedMean, Rate,
 )
-from evaluators.report.source import PRIMARY, ReportInput
-from evaluators.report.stats import (
+from shadowtap.evaluators.report.source import PRIMARY, ReportInput
+from shadowtap.evaluators.report.stats import (
     DIFFERENCE_RANGE, SCORE_RANGE, mean_interval, percentile, ratio, two_proportion_z, wilson,
 )
 

@@ -5,8 +5,8 @@ Without feedback there are no tables, only `outcomes_note`'s one line saying how
 
 from __future__ import annotations
 
-from evaluators.report.model import OutcomeFigures, OutcomesReport, Rate
-from evaluators.report.tables import NONE, TextTable, interval, number, percent, signed
+from shadowtap.evaluators.report.model import OutcomeFigures, OutcomesReport, Rate
+from shadowtap.evaluators.report.tables import NONE, TextTable, interval, number, percent, signed
 
 NO_FEEDBACK = ("no human outcomes for these exchanges yet: POST them to /shadowtap/feedback with the "
                "x-shadowtap-exchange-id of each answer, or run `shadowtap feedback import FILE`")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from evaluators.report.html_assets import (CANDIDATE_COLOURS, HEAT_SCALE, PRIMARY_COLOUR, heat_colour, html_page,
+from shadowtap.evaluators.report.html_assets import (CANDIDATE_COLOURS, HEAT_SCALE, PRIMARY_COLOUR, heat_colour, html_page,
                                            ticks)
 
 PRIMARY = "primary"
@@ -35,7 +35,7 @@ _TREND_METRICS = (("agreement above noise", ("agreement", "above_noise")),
 
 def render_html(report: Any) -> str:
     """The report page for a `ReportData` (or its `to_json()` dict)."""
-    from evaluators.report.render_html_outcomes import outcomes_section  # it imports this module's helpers
+    from shadowtap.evaluators.report.render_html_outcomes import outcomes_section  # it imports this module's helpers
 
     data: Mapping[str, Any] = report.to_json() if hasattr(report, "to_json") else report
     candidates = [c["name"] for c in data.get("candidates") or []]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evaluators.report.html_assets import CANDIDATE_COLOURS, PRIMARY_COLOUR
-from evaluators.report.outcome_tables import FALLING, KAPPA_NAMES, NO_FEEDBACK
-from evaluators.report.render_html import _dig, _e, _interval, _line_chart, _num, _rate, _table
+from shadowtap.evaluators.report.html_assets import CANDIDATE_COLOURS, PRIMARY_COLOUR
+from shadowtap.evaluators.report.outcome_tables import FALLING, KAPPA_NAMES, NO_FEEDBACK
+from shadowtap.evaluators.report.render_html import _dig, _e, _interval, _line_chart, _num, _rate, _table
 
 _RATE_SERIES = (("trusted completion", ("trusted_completion", "rate")), ("escalated", ("escalation", "rate")),
                 ("rejected", ("rejection", "rate")), ("policy violation", ("policy_violation", "rate")))

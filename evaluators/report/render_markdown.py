@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from evaluators.report.model import ReportData
-from evaluators.report.outcome_tables import outcome_tables, outcomes_note
-from evaluators.report.tables import TextTable, gate_table, report_tables
+from shadowtap.evaluators.report.model import ReportData
+from shadowtap.evaluators.report.outcome_tables import outcome_tables, outcomes_note
+from shadowtap.evaluators.report.tables import TextTable, gate_table, report_tables
 
 
 def _cell(text: str) -> str:

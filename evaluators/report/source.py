@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from proxy.store.capture_store import ExchangeFilter
+from shadowtap.proxy.store.capture_store import ExchangeFilter
 
 # Evaluators the report reads; others are ignored.
 REPORT_EVALUATORS = ("agreement", "faithfulness", "grounding", "freshness", "contract", "refusal")

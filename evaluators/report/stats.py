@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist, fmean, stdev
 
-from evaluators.report.model import Interval, Rate
+from shadowtap.evaluators.report.model import Interval, Rate
 
 Z_975 = NormalDist().inv_cdf(0.975)  # 1.959964...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.report.model import GateVerdict, Interval, KeyFigures, PairedMean, Rate, ReportData
+from shadowtap.evaluators.report.model import GateVerdict, Interval, KeyFigures, PairedMean, Rate, ReportData
 
 NONE = "–"
 

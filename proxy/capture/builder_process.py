@@ -19,11 +19,11 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from proxy.capture.pricing import PriceTable
-from proxy.capture.record import CaptureRowBuilder, CaptureRows
-from proxy.capture.redaction import Redactor
-from proxy.exchange import RawExchange
-from proxy.process_names import CAPTURE_BUILDER, name_this_process
+from shadowtap.proxy.capture.pricing import PriceTable
+from shadowtap.proxy.capture.record import CaptureRowBuilder, CaptureRows
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.exchange import RawExchange
+from shadowtap.proxy.process_names import CAPTURE_BUILDER, name_this_process
 
 log = logging.getLogger("shadowtap.capture")
 

@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 
 import orjson
 
-from proxy.capture.assemble import assemble_response, endpoint_for_path
-from proxy.capture.decoding import decode_chunks
-from proxy.capture.pricing import PriceTable
-from proxy.capture.redaction import Redactor
-from proxy.exchange import RawExchange
-from proxy.shadow.rows import skip_row
-from proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
+from shadowtap.proxy.capture.assemble import assemble_response, endpoint_for_path
+from shadowtap.proxy.capture.decoding import decode_chunks
+from shadowtap.proxy.capture.pricing import PriceTable
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.exchange import RawExchange
+from shadowtap.proxy.shadow.rows import skip_row
+from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
 
 # Longer than any card number or phone number the redactor recognises.
 _REDACTION_MARGIN = 64

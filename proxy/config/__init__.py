@@ -5,15 +5,15 @@ Every section is a frozen dataclass. Unknown keys, wrong types and bad values ra
 Secrets are never written in the file, only the names of environment variables that hold them.
 """
 
-from proxy.config.admin import AdminConfig
-from proxy.config.evaluation import (
+from shadowtap.proxy.config.admin import AdminConfig
+from shadowtap.proxy.config.evaluation import (
     ContextsConfig, ContractRule, ContractsConfig, EvalConfig, FreshnessConfig, FreshnessPolicy, JudgeConfig,
 )
-from proxy.config.gate import GateConfig
-from proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
-from proxy.config.loader import ShadowtapConfig, config_from_dict, load_config
-from proxy.config.outcomes import OutcomesConfig
-from proxy.config.shadow import CandidateConfig, ShadowConfig
+from shadowtap.proxy.config.gate import GateConfig
+from shadowtap.proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
+from shadowtap.proxy.config.loader import ShadowtapConfig, config_from_dict, load_config
+from shadowtap.proxy.config.outcomes import OutcomesConfig
+from shadowtap.proxy.config.shadow import CandidateConfig, ShadowConfig
 
 __all__ = [
     "AdminConfig", "CandidateConfig", "ContextsConfig", "ContractRule", "ContractsConfig", "EvalConfig", "FreshnessConfig",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from proxy.config.checks import check_env_name, check_range
+from shadowtap.proxy.config.checks import check_env_name, check_range
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
-from proxy.errors import ConfigError
+from shadowtap.proxy.errors import ConfigError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

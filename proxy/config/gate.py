@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proxy.config.checks import check_range
-from proxy.errors import ConfigError
+from shadowtap.proxy.config.checks import check_range
+from shadowtap.proxy.errors import ConfigError
 
 CATEGORY_DIMENSIONS = ("endpoint", "task", "risk_tier", "tag")
 # Outcome checks (human feedback on the primary's live answers) are off at these defaults: values

@@ -6,8 +6,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from proxy.config.checks import check_env_name, check_http_url, check_range
-from proxy.errors import ConfigError
+from shadowtap.proxy.config.checks import check_env_name, check_http_url, check_range
+from shadowtap.proxy.errors import ConfigError
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_WORKERS = 64

@@ -9,14 +9,14 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.config.admin import AdminConfig
-from proxy.config.checks import check_not_proxy_itself
-from proxy.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
-from proxy.config.gate import GateConfig
-from proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
-from proxy.config.outcomes import OutcomesConfig
-from proxy.config.shadow import CandidateConfig, ShadowConfig
-from proxy.errors import ConfigError
+from shadowtap.proxy.config.admin import AdminConfig
+from shadowtap.proxy.config.checks import check_not_proxy_itself
+from shadowtap.proxy.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
+from shadowtap.proxy.config.gate import GateConfig
+from shadowtap.proxy.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
+from shadowtap.proxy.config.outcomes import OutcomesConfig
+from shadowtap.proxy.config.shadow import CandidateConfig, ShadowConfig
+from shadowtap.proxy.errors import ConfigError
 
 @dataclass(frozen=True)
 class ShadowtapConfig:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxy.config.checks import check_range
-from proxy.errors import ConfigError
+from shadowtap.proxy.config.checks import check_range
+from shadowtap.proxy.errors import ConfigError
 
 OUTCOME_WINDOWS = ("day", "week")
 OUTCOME_DIMENSIONS = ("task", "label", "endpoint", "risk_tier")

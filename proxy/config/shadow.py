@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proxy.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
-from proxy.errors import ConfigError
+from shadowtap.proxy.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
+from shadowtap.proxy.errors import ConfigError
 
 # What the shadow worker can mirror; requests to other endpoints are recorded as ineligible.
 # Embeddings only when a candidate lists them (the default is chat completions alone).

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from proxy.config import ShadowtapConfig
-from proxy.exchange import RawExchange
-from proxy.metrics import ProxyMetrics
-from proxy.shadow.handoff import JobSender, job_channel
-from proxy.shadow.planning import ShadowPlanner
-from proxy.shadow.worker import run_worker
+from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.proxy.exchange import RawExchange
+from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.shadow.handoff import JobSender, job_channel
+from shadowtap.proxy.shadow.planning import ShadowPlanner
+from shadowtap.proxy.shadow.worker import run_worker
 
 log = logging.getLogger("shadowtap.shadow")
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from proxy.shadow.planning import ShadowJob
+from shadowtap.proxy.shadow.planning import ShadowJob
 
 log = logging.getLogger("shadowtap.shadow")
 

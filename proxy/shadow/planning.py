@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from proxy.capture.assemble import endpoint_for_path
-from proxy.config import CandidateConfig, ShadowConfig
-from proxy.headers import SHADOWTAP_PREFIX, header_value
-from proxy.shadow.sampling import is_sampled
+from shadowtap.proxy.capture.assemble import endpoint_for_path
+from shadowtap.proxy.config import CandidateConfig, ShadowConfig
+from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value
+from shadowtap.proxy.shadow.sampling import is_sampled
 
 TWIN = "primary_twin"
 _MIRRORABLE = frozenset({"chat.completions", "completions", "embeddings", "responses"})

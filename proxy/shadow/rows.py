@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from proxy.capture.pricing import PriceTable
+from shadowtap.proxy.capture.pricing import PriceTable
 
 
 def _iso(epoch_seconds: float) -> str:

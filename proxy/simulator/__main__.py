@@ -1,4 +1,4 @@
-"""Command line for the simulator: `python -m proxy.simulator --port 9000`."""
+"""Command line for the simulator: `python -m shadowtap.proxy.simulator --port 9000`."""
 
 import argparse
 
@@ -8,7 +8,7 @@ from .server import SimulatorSettings, run_simulator
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m proxy.simulator",
+        prog="python -m shadowtap.proxy.simulator",
         description="Serve the deterministic OpenAI-compatible simulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)

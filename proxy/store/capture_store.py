@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from proxy.errors import StoreError
-from proxy.store.migrations import migrations
+from shadowtap.proxy.errors import StoreError
+from shadowtap.proxy.store.migrations import migrations
 
 # Once a checkpoint restarts the WAL, its file is cut back to this size. SQLite checkpoints every
 # 1,000 pages (about 4 MiB), so a WAL past this size has been held open by a long reader.

@@ -18,9 +18,9 @@ import orjson
 from rapidfuzz.distance import Levenshtein
 from sqlite_utils import Database
 
-from proxy.capture.redaction import Redactor
-from proxy.errors import FeedbackConflict, FeedbackError, StoreError, UnknownExchange
-from proxy.feedback_items import FeedbackItem, parse_feedback_item
+from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.errors import FeedbackConflict, FeedbackError, StoreError, UnknownExchange
+from shadowtap.proxy.feedback_items import FeedbackItem, parse_feedback_item
 
 FEEDBACK_COLUMNS = ("id", "exchange_id", "outcome", "edit_minutes", "edit_distance", "edit_ratio", "reviewer",
                     "label", "comment", "source", "at", "received_at", "fingerprint")

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from proxy.errors import StoreError
+from shadowtap.proxy.errors import StoreError
 
 # Room the check writes (and removes) beside the store: a WAL needs a few pages before the first
 # checkpoint, and a disk with less than this free will be full within seconds of traffic.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlite_utils import Database
 
-from proxy.errors import StoreError
+from shadowtap.proxy.errors import StoreError
 
 RESULT_COLUMNS = ("id", "run_id", "exchange_id", "repetition", "perturbation", "outcome", "started_at", "latency_ms",
                   "response_text", "response_tool_calls", "finish_reason", "prompt_tokens", "completion_tokens",

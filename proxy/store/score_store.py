@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 from sqlite_utils import Database
 
-from proxy.errors import StoreError
+from shadowtap.proxy.errors import StoreError
 
 SCORE_COLUMNS = ("id", "exchange_id", "source", "evaluator", "evaluator_version", "outcome", "value", "label",
                  "details", "error", "scored_at", "duration_ms")
