@@ -28,19 +28,19 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shadowtap.core.config import ShadowtapConfig  # noqa: E402
+from shadowtap.core.store import CaptureStore  # noqa: E402
+from shadowtap.core.store.score_store import ScoreStore  # noqa: E402
 from shadowtap.evaluators.base import NotApplicable  # noqa: E402
 from shadowtap.evaluators.items import iter_items  # noqa: E402
 from shadowtap.evaluators.registry import build_evaluators  # noqa: E402
 from shadowtap.evaluators.runner import EvalRunner  # noqa: E402
-from shadowtap.proxy.config import ShadowtapConfig  # noqa: E402
-from shadowtap.proxy.store import CaptureStore  # noqa: E402
-from shadowtap.proxy.store.score_store import ScoreStore  # noqa: E402
 
 DATA_FILES = (Path("/work/shared/data/halueval_qa_dev.jsonl"), ROOT / "tests" / "data" / "halueval_sample.jsonl",
               ROOT / "proxy" / "demo_data" / "halueval_sample.jsonl")
@@ -96,7 +96,7 @@ def usage_fields(text: str | None, rng: random.Random, speed: float) -> dict:
 
 def build_rows(rows: list[dict], count: int, seed: int) -> tuple[list[dict], list[dict]]:
     rng = random.Random(seed)
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     exchanges, shadows = [], []
     for index in range(count):
         row = rows[index % len(rows)]

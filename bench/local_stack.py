@@ -11,9 +11,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.core.store import CaptureStore
+from shadowtap.proxy.local_processes import (
+    free_port,
+    proxy_command,
+    simulator_command,
+    stop_process,
+    wait_until_serving,
+)
 from shadowtap.proxy.process_names import CAPTURE_BUILDER
-from shadowtap.proxy.store import CaptureStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")

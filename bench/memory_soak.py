@@ -36,8 +36,17 @@ if __package__ in (None, ""):  # run as a script: make `bench` (and `proxy`) imp
 from bench.load import BenchError, chat_request_body, open_session, run_phase  # noqa: E402
 from bench.proxy_overhead import run_async  # noqa: E402
 from bench.report import describe_exit, machine_info  # noqa: E402
-from bench.shadow_stack import (CANDIDATE_MODELS, CANDIDATE_TIMEOUT_S, ProxyProcess, Simulator,  # noqa: E402
-                                count_exchanges, rss_kb, shadow_outcomes, summarise_outcomes, wait_for_count)
+from bench.shadow_stack import (  # noqa: E402
+    CANDIDATE_MODELS,
+    CANDIDATE_TIMEOUT_S,
+    ProxyProcess,
+    Simulator,
+    count_exchanges,
+    rss_kb,
+    shadow_outcomes,
+    summarise_outcomes,
+    wait_for_count,
+)
 
 CHAT_PATH = "/v1/chat/completions"
 

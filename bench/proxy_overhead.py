@@ -48,8 +48,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` (and `proxy`) importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import (BenchError, Phase, chat_request_body, fetch, open_session, percentile,  # noqa: E402
-                        run_phase, split_evenly)
+from bench.load import BenchError, Phase, chat_request_body, fetch, open_session, percentile, run_phase, split_evenly  # noqa: E402
 from bench.local_stack import CpuTimes, LocalStack, cpu_times  # noqa: E402
 from bench.report import capture_complete, machine_info, markdown_report  # noqa: E402
 

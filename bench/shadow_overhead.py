@@ -53,14 +53,21 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` (and `proxy`) importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import (BenchError, Phase, chat_request_body, fetch, open_session, percentile,  # noqa: E402
-                        run_phase, split_evenly)
+from bench.load import BenchError, Phase, chat_request_body, fetch, open_session, percentile, run_phase, split_evenly  # noqa: E402
 from bench.local_stack import CpuTimes, cpu_times  # noqa: E402
 from bench.proxy_overhead import add_cell_arguments, resolve_cell_arguments, run_async  # noqa: E402
 from bench.report import machine_info  # noqa: E402
 from bench.shadow_report import markdown_report, valid  # noqa: E402
-from bench.shadow_stack import (CANDIDATE_MODELS, CANDIDATE_TIMEOUT_S, ProxyProcess, Simulator,  # noqa: E402
-                                count_exchanges, shadow_outcomes, summarise_outcomes, wait_for_count)
+from bench.shadow_stack import (  # noqa: E402
+    CANDIDATE_MODELS,
+    CANDIDATE_TIMEOUT_S,
+    ProxyProcess,
+    Simulator,
+    count_exchanges,
+    shadow_outcomes,
+    summarise_outcomes,
+    wait_for_count,
+)
 
 MODES = ("json", "stream")
 SIDES = ("direct", "off", "on")

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from bench.local_stack import child_pids, process_name, spawn
-from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.core.store import CaptureStore
+from shadowtap.proxy.local_processes import (
+    free_port,
+    proxy_command,
+    simulator_command,
+    stop_process,
+    wait_until_serving,
+)
 from shadowtap.proxy.process_names import SHADOW_WORKER
-from shadowtap.proxy.store import CaptureStore
 
 CANDIDATE_MODELS = ("openai/sim-small", "openai/sim-large")
 CANDIDATE_MAX_CONCURRENCY = 64
@@ -183,7 +188,7 @@ def rss_kb(pid: int) -> int:
 
 def iso(epoch_seconds: float) -> str:
     """The store's timestamp format, so time windows compare as strings."""
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="microseconds")
 
 
 def count_exchanges(db_path: Path) -> int:

@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 
 import orjson
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import PRIMARY_TWIN, Answer, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.text_support import char_ngram_dice, normalize_for_comparison, token_f1
-from shadowtap.proxy.config import ShadowtapConfig
 
 AGREE_AT = 0.9
 PARTIAL_AT = 0.5

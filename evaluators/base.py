@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.core.config import ShadowtapConfig
 
 PRIMARY = "primary"
 PRIMARY_TWIN = "primary_twin"

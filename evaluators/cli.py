@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import orjson
 
-from shadowtap.proxy.captures_cli import parse_time
-from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
-from shadowtap.proxy.errors import ConfigError, StoreError
+from shadowtap.core.captures_cli import time_option
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.errors import ConfigError, StoreError
 
 
 @click.command("eval")
@@ -25,7 +25,8 @@ from shadowtap.proxy.errors import ConfigError, StoreError
 @click.option("--evaluator", "evaluator_names", multiple=True, metavar="NAME",
               help="Run only this evaluator (repeatable, or comma-separated). Default: [eval] evaluators, "
                    "else every registered one (judge evaluators only when [judge] model is set).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N exchanges with pending scores, oldest first.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N exchanges with pending scores, oldest first.")
 @click.option("--dry-run", is_flag=True, help="Count pending scores, judge calls and their rough cost; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its summary as one JSON object.")
 def eval_command(config_path, store_path, since, candidate, evaluator_names, limit, dry_run, as_json) -> None:
@@ -38,15 +39,15 @@ def eval_command(config_path, store_path, since, candidate, evaluator_names, lim
     Exit codes: 0 done (some scores may be errors: they are listed); 1 an evaluator failed on
     every answer it tried in this run, or the store could not be written; 2 usage or config error.
     """
+    from shadowtap.core.store import CaptureStore
+    from shadowtap.core.store.score_store import ScoreStore
     from shadowtap.evaluators.registry import build_evaluators
     from shadowtap.evaluators.runner import EvalRunner, EvalSelection
-    from shadowtap.proxy.store import CaptureStore
-    from shadowtap.proxy.store.score_store import ScoreStore
 
     config = load_config_or_exit(config_path)
     config_dir = Path(config_path).resolve().parent if config_path else Path.cwd()
     names = [name.strip() for value in evaluator_names for name in value.split(",") if name.strip()]
-    selection = EvalSelection(since=parse_time(since, "--since"), source=candidate, limit=limit)
+    selection = EvalSelection(since=time_option(since, "--since"), source=candidate, limit=limit)
     path = store_path or config.store.path
     if path != ":memory:" and not Path(path).exists():
         fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")

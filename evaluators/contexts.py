@@ -10,13 +10,13 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import orjson
 
+from shadowtap.core.config import ContextsConfig
 from shadowtap.evaluators.base import ContextItem
-from shadowtap.proxy.config import ContextsConfig
 
 _METADATA_KEYS = ("contexts", "context", "retrieved_contexts")
 _ATTRIBUTE = re.compile(r"""([A-Za-z_][\w:.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
@@ -173,7 +173,7 @@ def _timestamp(value: object) -> str | None:
         return None
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, timezone.utc).isoformat()
+            return datetime.fromtimestamp(value, UTC).isoformat()
         except (OverflowError, OSError, ValueError):
             return None
     return value if isinstance(value, str) and value.strip() else None

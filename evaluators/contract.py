@@ -14,10 +14,10 @@ import orjson
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.items import rule_matches
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.errors import ConfigError
 
 MAX_ERRORS = 20  # enough to fix an answer; a wholly wrong one would otherwise list every field
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import Answer, EvalItem, NotApplicable, Score
-from shadowtap.proxy.config import ShadowtapConfig
 
 SIMILAR_WITHIN = 0.05
 

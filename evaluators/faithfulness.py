@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.contexts import content_text
 from shadowtap.evaluators.judge import CHARS_PER_TOKEN, JudgeClient, JudgeReplyInvalid, import_ragas
-from shadowtap.proxy.config import ShadowtapConfig
 
 FAITHFUL_AT = 0.8
 UNFAITHFUL_BELOW = 0.5

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import orjson
 
+from shadowtap.core.config import FreshnessPolicy, ShadowtapConfig
+from shadowtap.core.errors import ConfigError
+from shadowtap.core.timefmt import parse_moment
 from shadowtap.evaluators.base import ContextItem, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.items import rule_matches
-from shadowtap.proxy.config import FreshnessPolicy, ShadowtapConfig
-from shadowtap.proxy.errors import ConfigError
 
 
 class FreshnessEvaluator:
@@ -48,7 +49,7 @@ class FreshnessEvaluator:
         if not item.is_primary:
             return NotApplicable("freshness is a property of the request's contexts; "
                                  "it is scored on the primary answer only")
-        requested_at = parse_time(item.exchange.get("started_at"))
+        requested_at = context_time(item.exchange.get("started_at"))
         max_age_days, policy = self._max_age(item.exchange)
         stale, unknown, fresh = [], [], 0
         for index, context in enumerate(item.contexts):
@@ -70,7 +71,7 @@ class FreshnessEvaluator:
         if current is not None and context.version is not None and context.version != current:
             return {"status": "stale", "reason": "outdated_version", "version": context.version,
                     "current_version": current, "max_age_days": max_age_days}
-        updated_at = parse_time(context.updated_at)
+        updated_at = context_time(context.updated_at)
         if updated_at is None or requested_at is None:
             if current is not None and context.version == current:
                 return {"status": "fresh", "reason": "current_version"}
@@ -90,15 +91,14 @@ class FreshnessEvaluator:
         return self.default_max_age_days, "default"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time (a trailing Z, or a bare date, allowed); naive times are taken as UTC."""
+def context_time(value: str | None) -> datetime | None:
+    """A context's or an exchange's ISO 8601 time; None when absent or unreadable (then unknown)."""
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return parse_moment(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def load_versions(path: Path) -> dict[str, str]:

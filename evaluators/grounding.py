@@ -42,10 +42,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.contexts import content_text
 from shadowtap.evaluators.text_support import NEGATIONS, STOPWORDS, raw_tokens, split_sentences, stem, tokens
-from shadowtap.proxy.config import ShadowtapConfig
 
 GROUNDED_AT = 0.7
 PARTIAL_AT = 0.4

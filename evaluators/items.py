@@ -7,10 +7,10 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import orjson
 
+from shadowtap.core.config import ContextsConfig
+from shadowtap.core.store.score_store import ScoreStore
 from shadowtap.evaluators.base import PRIMARY, PRIMARY_TWIN, Answer, EvalItem
 from shadowtap.evaluators.contexts import extract_contexts
-from shadowtap.proxy.config import ContextsConfig
-from shadowtap.proxy.store.score_store import ScoreStore
 
 
 def parse_request(exchange: dict) -> dict | None:

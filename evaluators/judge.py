@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from shadowtap.core.config import JudgeConfig
+from shadowtap.core.errors import ConfigError, ShadowtapError
 from shadowtap.proxy.capture.pricing import PriceTable
-from shadowtap.proxy.config import JudgeConfig
-from shadowtap.proxy.errors import ConfigError, ShadowtapError
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ async def _refuse_private_network(api_base: str) -> None:
     except ValueError:
         try:
             infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(host, None), timeout=5)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return  # unresolvable: the call itself will fail with a clear "cannot reach"
         addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     private = [str(a) for a in addresses if a.is_private or a.is_loopback or a.is_link_local or a.is_reserved]

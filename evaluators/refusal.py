@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import orjson
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import PRIMARY, Answer, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.text_support import normalize_text
-from shadowtap.proxy.config import ShadowtapConfig
 
 OPENING_CHARS = 300
 

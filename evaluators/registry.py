@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import Evaluator
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.errors import ConfigError
 
 ENTRY_POINT_GROUP = "shadowtap.evaluators"
 

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
+from shadowtap.core.config import ContextsConfig, ShadowtapConfig
+from shadowtap.core.errors import StoreError
+from shadowtap.core.secrets import configured_secrets, scrub_secrets
+from shadowtap.core.store.score_store import PendingScore, ScoreStore, score_id
 from shadowtap.evaluators.base import EvalItem, Evaluator, NotApplicable, Score
 from shadowtap.evaluators.items import load_items
-from shadowtap.proxy.config import ContextsConfig, ShadowtapConfig
-from shadowtap.proxy.errors import StoreError
-from shadowtap.proxy.secrets import configured_secrets, scrub_secrets
-from shadowtap.proxy.store.score_store import PendingScore, ScoreStore, score_id
 
 log = logging.getLogger("shadowtap.eval")
 
@@ -217,7 +216,7 @@ class EvalRunner:
             "exchange_id": pending.exchange_id, "source": pending.source, "evaluator": evaluator.name,
             "evaluator_version": self.versions[evaluator.name], "outcome": outcome, "value": value, "label": label,
             "details": orjson.dumps(details or {}, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
-            "error": error, "scored_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "error": error, "scored_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import Answer, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.text_support import tokens
-from shadowtap.proxy.config import ShadowtapConfig
 
 SIMILAR_WITHIN = 0.2
 

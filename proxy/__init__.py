@@ -1,3 +1,2 @@
-"""shadowtap's live path: config, the ASGI proxy, capture, the store and the CLI root."""
-
-__version__ = "0.1.0"
+"""The live path (ASGI proxy, forwarder, upstream client, capture) and the processes fed from it
+(capture row builder, shadow worker)."""

@@ -6,7 +6,6 @@ forwarder's alone. Health, metrics and the lifespan (upstream pool, capture writ
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import logging
@@ -18,19 +17,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shadowtap.proxy import __version__
+from shadowtap.core import __version__
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import ConfigError
+from shadowtap.core.redaction import Redactor
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
-from shadowtap.proxy.capture.redaction import Redactor
 from shadowtap.proxy.capture.writer import CaptureWriter
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.errors import ConfigError
 from shadowtap.proxy.feedback_api import feedback_route
 from shadowtap.proxy.forwarder import PrimaryForwarder
 from shadowtap.proxy.headers import header_value
 from shadowtap.proxy.http_errors import send_error
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
-from shadowtap.proxy.store import CaptureStore
 from shadowtap.proxy.upstream import PrimaryClient
 
 log = logging.getLogger("shadowtap.app")

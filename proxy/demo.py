@@ -18,12 +18,20 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import click
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.proxy.local_processes import (
+    free_port,
+    proxy_command,
+    shadowtap_command,
+    simulator_command,
+    stop_process,
+    wait_until_serving,
+)
 
 # soft_wrap: commands and paths are printed whole, so they can be copied even from an 80-column log.
 console = Console(soft_wrap=True)
@@ -173,8 +181,8 @@ def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
     """Each simulated reviewer posts one batch of outcomes, as a review tool would."""
     from collections import Counter
 
+    from shadowtap.core.feedback_items import OUTCOMES
     from shadowtap.proxy.demo_reviewers import post_feedback, simulated_feedback
-    from shadowtap.proxy.feedback_items import OUTCOMES
 
     console.rule("reviewers: POST /shadowtap/feedback")
     table = Table(title=f"what two simulated reviewers said about {len(answers)} question-answering replies")
@@ -213,14 +221,10 @@ def _measure_overhead(direct_url: str, proxied_url: str) -> dict[str, float]:
 
 
 def _summarise_store(store_path: Path) -> int:
-    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.core.store import Store
 
-    store = CaptureStore.open(store_path)
-    rows = list(store.db.query(
-        "select endpoint, status, count(*) n, sum(is_stream) streams, round(avg(latency_ms), 1) latency,"
-        " round(avg(ttft_ms), 1) ttft, sum(total_tokens) tokens, sum(stream_incomplete) incomplete"
-        " from exchanges where task is not :probe or task is null group by endpoint, status"
-        " order by endpoint, status", {"probe": PROBE_TASK}))
+    store = Store.open(store_path)
+    rows = store.summary.exchanges_by_endpoint_and_status(except_task=PROBE_TASK)
     table = Table(title=f"captured exchanges ({store_path.name})")
     for column in ("endpoint", "status", "count", "streamed", "avg latency ms", "avg ttft ms", "tokens"):
         table.add_column(column, justify="right" if column != "endpoint" else "left", overflow="fold",
@@ -229,15 +233,14 @@ def _summarise_store(store_path: Path) -> int:
         table.add_row(row["endpoint"], str(row["status"]), str(row["n"]), str(row["streams"] or 0),
                       str(row["latency"] or ""), str(row["ttft"] or ""), str(row["tokens"] or 0))
     console.print(table)
-    probes = store.count_exchanges() - sum(row["n"] for row in rows)
-    tagged = store.db.execute("select count(*) from exchanges where task is not null and task != ?",
-                              [PROBE_TASK]).fetchone()[0]
-    with_context = store.db.execute("select count(*) from exchanges where shadowtap_metadata is not null").fetchone()[0]
-    _print_shadows(store)
+    probes = store.captures.count_exchanges() - sum(row["n"] for row in rows)
+    tagged = store.summary.count_with_task(except_task=PROBE_TASK)
+    with_context = store.summary.count_with_metadata()
+    _print_shadows(store.summary.shadows_by_candidate())
     console.print(f"{tagged} exchanges carry task/risk tags; {with_context} carry retrieved contexts "
                   "(the `shadowtap` body field, stripped before forwarding); "
                   f"plus {probes} overhead probes tagged task={PROBE_TASK}.")
-    total = store.count_exchanges()
+    total = store.captures.count_exchanges()
     store.close()
     return total
 
@@ -245,7 +248,7 @@ def _summarise_store(store_path: Path) -> int:
 def _score(config_path: Path) -> bool:
     """Score every captured answer with the evaluators that need no judge model."""
     console.rule("scoring: shadowtap eval")
-    command = [sys.executable, "-m", "shadowtap.proxy.cli", "eval", "--config", str(config_path)]
+    command = shadowtap_command("eval", "--config", str(config_path))
     console.print(f"$ shadowtap eval --config {config_path}")
     return subprocess.run(command).returncode == 0
 
@@ -254,7 +257,7 @@ def _report(config_path: Path, html_path: Path) -> bool:
     """Compare each candidate with the primary, on the terminal and as one HTML file."""
     console.rule("comparing candidates: shadowtap report")
     console.print(f"$ shadowtap report --config {config_path} --html {html_path}")
-    command = [sys.executable, "-m", "shadowtap.proxy.cli", "report", "--config", str(config_path), "--html", str(html_path)]
+    command = shadowtap_command("report", "--config", str(config_path), "--html", str(html_path))
     ok = subprocess.run(command).returncode == 0 and html_path.exists()
     if ok:
         console.print(f"HTML report (self-contained, open it in a browser): {html_path}")
@@ -279,7 +282,7 @@ def _replay_worst(config_path: Path) -> bool:
         arguments = [*base, *extra]
         console.print("$ shadowtap " + " ".join(_quoted(argument) for argument in arguments))
         # stdout is the run id; progress and "no exchanges match the selection" go to stderr.
-        result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", *arguments], stdout=subprocess.PIPE, text=True)
+        result = subprocess.run(shadowtap_command(*arguments), stdout=subprocess.PIPE, text=True)
         run_id = result.stdout.strip().splitlines()[0] if result.stdout.strip() else None
         if result.returncode == 0 and run_id:
             break
@@ -288,7 +291,7 @@ def _replay_worst(config_path: Path) -> bool:
     else:
         return False
     console.print(f"$ shadowtap replay show {run_id} --config {config_path}")
-    return subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "replay", "show", run_id,
+    return subprocess.run([*shadowtap_command("replay", "show", run_id),
                            "--config", str(config_path)]).returncode == 0
 
 
@@ -296,13 +299,7 @@ def _quoted(argument: str) -> str:
     return f'"{argument}"' if " " in argument else argument
 
 
-def _print_shadows(store) -> None:
-    rows = list(store.db.query(
-        "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
-        " sum(s.outcome = 'timeout') timeouts, sum(s.outcome = 'skipped') skipped,"
-        " round(avg(case when s.outcome = 'ok' then s.latency_ms end), 1) latency,"
-        " round(avg(case when s.outcome = 'ok' then e.latency_ms end), 1) primary_latency"
-        " from shadows s join exchanges e on e.id = s.exchange_id group by s.candidate order by s.candidate"))
+def _print_shadows(rows: list[dict]) -> None:
     table = Table(title="shadow answers (never sent to the app)")
     for column in ("candidate", "rows", "ok", "errors", "timeouts", "skipped", "avg ms", "primary avg ms"):
         table.add_column(column, justify="left" if column == "candidate" else "right", overflow="fold",
@@ -333,3 +330,13 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses \\[gate]")
     console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")
+
+
+@click.command()
+@click.option("--dir", "workdir", default="shadowtap-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo writes its store, config and logs.")
+@click.option("--requests", "request_count", default=120, show_default=True, type=int,
+              help="How many requests the workload sends.")
+def demo(workdir: str, request_count: int) -> None:
+    """Run the whole loop offline: simulated upstream, proxy, a mixed workload, a summary."""
+    sys.exit(run_demo(Path(workdir), request_count=request_count))

@@ -17,12 +17,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import FeedbackConflict, FeedbackInvalid, StoreError, UnknownExchange
+from shadowtap.core.redaction import Redactor
+from shadowtap.core.store import CaptureStore, FeedbackResult, FeedbackStore
 from shadowtap.proxy.capture.writer import CaptureWriter
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.errors import FeedbackConflict, FeedbackInvalid, StoreError, UnknownExchange
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.store import CaptureStore, FeedbackResult, FeedbackStore
 
 log = logging.getLogger("shadowtap.feedback")
 

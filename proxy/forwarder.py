@@ -16,7 +16,7 @@ from typing import Protocol
 import aiohttp
 import orjson
 
-from shadowtap.proxy.errors import UpstreamError, UpstreamTimeout
+from shadowtap.core.errors import UpstreamError, UpstreamTimeout
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
@@ -239,7 +239,7 @@ class PrimaryForwarder:
                 times.append(perf_counter())
                 chunks.append(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             # The primary broke off mid-body. Return without finishing the response, so the
             # client sees a truncated transfer rather than a clean end we invented.
             exchange.stream_broken = True

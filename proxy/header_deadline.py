@@ -90,7 +90,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             # finish, then close instead of reading the rest.
             self.cycle.keep_alive = False
             return
-        client = "%s:%d" % self.client if self.client else "unknown"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
         if self._headers_begun:
             log.warning("request headers too slow; answered 408", extra={"client": client})
             self.transport.write(_error_response(

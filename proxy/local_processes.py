@@ -48,5 +48,10 @@ def simulator_command(port: int, *options: str) -> list[str]:
     return [sys.executable, "-m", "shadowtap.proxy.simulator", "--host", "127.0.0.1", "--port", str(port), *options]
 
 
+def shadowtap_command(*arguments: str) -> list[str]:
+    """`shadowtap ARGUMENTS...` run with this interpreter (no console script needed on PATH)."""
+    return [sys.executable, "-m", "shadowtap.core.cli", *arguments]
+
+
 def proxy_command(config_path: Path) -> list[str]:
-    return [sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(config_path)]
+    return shadowtap_command("serve", "--config", str(config_path))

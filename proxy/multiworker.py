@@ -15,11 +15,11 @@ from pathlib import Path
 import orjson
 import uvicorn
 
+from shadowtap.core.config import ShadowtapConfig, load_config
+from shadowtap.core.errors import ConfigError
+from shadowtap.core.logs import configure_logging
+from shadowtap.core.secrets import configured_secrets
 from shadowtap.proxy.app import ShadowtapApp, create_app
-from shadowtap.proxy.config import ShadowtapConfig, load_config
-from shadowtap.proxy.errors import ConfigError
-from shadowtap.proxy.logs import configure_logging
-from shadowtap.proxy.secrets import configured_secrets
 
 CONFIG_PATH_ENV = "SHADOWTAP_CONFIG_PATH"
 SERVER_OVERRIDES_ENV = "SHADOWTAP_SERVER_OVERRIDES"

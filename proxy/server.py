@@ -8,13 +8,12 @@ import sys
 
 import uvicorn
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.logs import configure_logging
+from shadowtap.core.secrets import configured_secrets
 from shadowtap.proxy.app import create_app
-from shadowtap.proxy.config import ShadowtapConfig
 from shadowtap.proxy.header_deadline import HeaderDeadlineProtocol
-from shadowtap.proxy.logs import configure_logging
-from shadowtap.proxy.secrets import configured_secrets
 from shadowtap.proxy.multiworker import serve_workers
-
 
 # The capture writer thread builds rows in pure Python; with the default 5 ms switch interval a
 # ready socket can wait that long for the GIL. Measured with bench/proxy_overhead.py: added p99 at

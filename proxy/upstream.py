@@ -6,13 +6,11 @@ request; the live path's budget is a fraction of a millisecond.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from yarl import URL
 
-from shadowtap.proxy.config import PrimaryConfig
-from shadowtap.proxy.errors import UpstreamTimeout, UpstreamUnreachable
+from shadowtap.core.config import PrimaryConfig
+from shadowtap.core.errors import UpstreamTimeout, UpstreamUnreachable
 
 # aiohttp would otherwise add its own values; the primary must see what the client sent.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -73,7 +71,7 @@ class PrimaryClient:
             raise UpstreamUnreachable(
                 f"could not connect to the primary upstream at {self._base}: {exc.os_error.strerror or exc}"
             ) from None
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"the primary upstream at {self._base} did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(

@@ -19,14 +19,14 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from sqlite_utils import Database
 
-from shadowtap.proxy.errors import StoreError
+from shadowtap.core.errors import StoreError
+from shadowtap.core.store.table_rows import TableRows
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ FORMAT = "shadowtap-bundle"
 VERSION = 1
 TABLES = ("exchanges", "shadows", "scores", "replay_runs", "replay_results")
 
-_CHUNK = 500  # ids per `in (...)` query, well under SQLite's variable limit
 _SECRET_NAME = re.compile(r"(?i)(?:^|_)(?:keys?|token|secrets?|passwords?|apikey)$|^authorization$")
 _SECRET_VALUE = re.compile(
     r"(?i)\b(?:sk|rk|pk|sess)-[A-Za-z0-9_\-]{8,}"      # provider key shapes
@@ -49,29 +48,30 @@ def export_bundle(db, path, *, exchange_ids: list[str], run_ids: list[str], conf
     are included too, so the bundle is self-contained. Tables the store lacks are skipped; an
     exchange or run id the store does not hold raises StoreError.
     """
-    db = _database(db)
+    store = _table_rows(db)
     tables: dict[str, list[dict]] = {}
     run_ids = list(dict.fromkeys(run_ids))
-    if run_ids and _has_table(db, "replay_runs"):
-        tables["replay_runs"] = _rows_where(db, "replay_runs", _pk(db, "replay_runs"), run_ids)
-        _require_all(run_ids, {row[_pk(db, "replay_runs")] for row in tables["replay_runs"]}, "replay run")
+    if run_ids and store.has_table("replay_runs"):
+        run_key = store.primary_key("replay_runs")
+        tables["replay_runs"] = store.rows_where("replay_runs", run_key, run_ids)
+        _require_all(run_ids, {row[run_key] for row in tables["replay_runs"]}, "replay run")
         for row in tables["replay_runs"]:
             _scrub_config_columns(row)
-    if run_ids and _has_table(db, "replay_results") and "run_id" in db["replay_results"].columns_dict:
-        tables["replay_results"] = _rows_where(db, "replay_results", "run_id", run_ids)
+    if run_ids and store.has_table("replay_results") and "run_id" in store.columns("replay_results"):
+        tables["replay_results"] = store.rows_where("replay_results", "run_id", run_ids)
     referenced = [row["exchange_id"] for row in tables.get("replay_results", []) if row.get("exchange_id")]
     wanted = list(dict.fromkeys([*exchange_ids, *referenced]))
-    tables["exchanges"] = _rows_where(db, "exchanges", "id", wanted)
+    tables["exchanges"] = store.rows_where("exchanges", "id", wanted)
     _require_all(exchange_ids, {row["id"] for row in tables["exchanges"]}, "exchange")
     for table in ("shadows", "scores"):
-        if _has_table(db, table):
-            tables[table] = _rows_where(db, table, "exchange_id", wanted)
+        if store.has_table(table):
+            tables[table] = store.rows_where(table, "exchange_id", wanted)
 
     config, removed = scrub_config(config_snapshot)
     base64_columns = {table: _encode_bytes(rows) for table, rows in tables.items()}
     document = {
         "format": FORMAT, "version": VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "selection": {"exchange_ids": list(exchange_ids), "run_ids": run_ids},
         "config": config, "config_removed": removed,
         "tables": {table: tables[table] for table in TABLES if table in tables},
@@ -110,26 +110,25 @@ def read_bundle(path) -> dict:
 def import_bundle(db, path) -> dict:
     """Upsert the bundle's rows into `db` by primary key; return {table: rows}.
 
-    Upserting makes a re-run after a failure safe. Nothing is created: a table the target schema lacks is skipped, and columns it lacks are
-    dropped, each with a warning in the log.
+    Upserting makes a re-run after a failure safe. Nothing is created: a table the target schema
+    lacks is skipped, and columns it lacks are dropped, each with a warning in the log.
     """
-    db = _database(db)
+    store = _table_rows(db)
     document = read_bundle(path)
     counts = {}
     # Parents first, so an interrupted import never leaves scores without their exchange.
     for table in sorted(document["tables"], key=lambda t: TABLES.index(t) if t in TABLES else len(TABLES)):
         rows = document["tables"][table]
-        if table not in TABLES or not _has_table(db, table):
+        if table not in TABLES or not store.has_table(table):
             log.warning("bundle %s: skipping %d %s rows: the target store has no such table", path, len(rows), table)
             continue
-        columns = set(db[table].columns_dict)
+        columns = store.columns(table)
         dropped = sorted({column for row in rows for column in row} - columns)
         if dropped:
             log.warning("bundle %s: dropping %s columns the target store lacks: %s", path, table, dropped)
         rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
         if rows:
-            pks = db[table].pks
-            db[table].upsert_all(rows, pk=pks[0] if len(pks) == 1 else tuple(pks), batch_size=200)
+            store.upsert(table, rows)
         counts[table] = len(rows)
     return counts
 
@@ -176,30 +175,9 @@ _REMOVED = object()
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _database(db) -> Database:
-    return getattr(db, "db", db)
-
-
-def _has_table(db: Database, table: str) -> bool:
-    return db[table].exists()
-
-
-def _pk(db: Database, table: str) -> str:
-    pks = db[table].pks
-    return pks[0] if pks else "rowid"
-
-
-def _rows_where(db: Database, table: str, column: str, values: list) -> list[dict]:
-    rows = []
-    for chunk in _chunks(values, _CHUNK):
-        marks = ", ".join("?" * len(chunk))
-        rows += db.query(f"select * from [{table}] where [{column}] in ({marks}) order by rowid", chunk)
-    return rows
-
-
-def _chunks(values: list, size: int) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
+def _table_rows(db: object) -> TableRows:
+    """`db` is a CaptureStore or a sqlite-utils Database."""
+    return TableRows(getattr(db, "db", db))
 
 
 def _require_all(wanted: Iterable[str], found: set, what: str) -> None:

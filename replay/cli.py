@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 import orjson
 
-from shadowtap.proxy.captures_cli import parse_time
-from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
-from shadowtap.proxy.errors import ConfigError, StoreError
+from shadowtap.core.captures_cli import time_option
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.errors import ConfigError, StoreError
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: targets, redaction, contexts, and the store unless --store is given.")
@@ -92,7 +92,7 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
                 concurrency, rate, budget_usd, timeout_s, exchange_ids, since, until, endpoint, model, status, tags,
                 flags, wheres, sample, run_id, dry_run) -> None:
     """Replay the selected exchanges against a target; prints the run id first."""
-    from shadowtap.proxy.store.replay_store import ExchangeQuery, ReplayStore
+    from shadowtap.core.store.replay_store import ExchangeQuery, ReplayStore
     from shadowtap.replay import selection as sel
     from shadowtap.replay.passing import PassCriterion
     from shadowtap.replay.targets import parse_param, resolve_target
@@ -111,8 +111,8 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
                                   params=dict(parse_param(p) for p in params), timeout_s=timeout_s)
         paraphrase = _paraphrase_settings(config, paraphrase_model, paraphrase_api_base, paraphrase_api_key_env,
                                           paraphrases, timeout_s)
-        query = ExchangeQuery(ids=tuple(exchange_ids), since=parse_time(since, "--since"),
-                              until=parse_time(until, "--until"), endpoint=endpoint, model=model, status=status,
+        query = ExchangeQuery(ids=tuple(exchange_ids), since=time_option(since, "--since"),
+                              until=time_option(until, "--until"), endpoint=endpoint, model=model, status=status,
                               tags=tuple(sel.parse_tag(t) for t in tags), flags=tuple(sel.parse_flag(f) for f in flags),
                               scores=tuple(sel.parse_where(w) for w in wheres))
         selection = sel.Selection(query, sample)
@@ -163,7 +163,7 @@ def resume_command(config_path, store_path, run_id, concurrency, rate, budget_us
 
     A run stopped at its budget is resumed only with a higher --budget-usd.
     """
-    from shadowtap.proxy.store.replay_store import ReplayStore
+    from shadowtap.core.store.replay_store import ReplayStore
 
     config = load_config_or_exit(config_path)
     _resume(config, config_path, ReplayStore(_open(config, store_path)), run_id, concurrency, budget_usd, rate)
@@ -179,7 +179,7 @@ def resume_command(config_path, store_path, run_id, concurrency, rate, budget_us
               help="Also write a self-contained HTML page (word-level diffs, no script, nothing fetched) to FILE.")
 def show_command(config_path, store_path, run_id, as_json, as_markdown, html_path) -> None:
     """Per-exchange diffs against the captured answers, pass@k and consistency, and the overall figures."""
-    from shadowtap.proxy.store.replay_store import ReplayStore
+    from shadowtap.core.store.replay_store import ReplayStore
     from shadowtap.replay.show import render_markdown, render_text, run_summary
 
     if as_json and as_markdown:
@@ -232,7 +232,7 @@ def export_command(config_path, store_path, run_ids, exchange_ids, output) -> No
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 def import_command(config_path, store_path, bundle) -> None:
     """Load an incident bundle into this store, so its exchanges can be replayed here."""
-    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.core.store import CaptureStore
     from shadowtap.replay.bundle import import_bundle
 
     config = load_config_or_exit(config_path)
@@ -317,7 +317,7 @@ def _write_html(summary: dict, html_path: str) -> None:
 
 
 def _open(config, store_path):
-    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.core.store import CaptureStore
 
     path = store_path or config.store.path
     if path != ":memory:" and not Path(path).exists():

@@ -14,6 +14,7 @@ import copy
 from dataclasses import dataclass
 
 from shadowtap.replay.targets import ReplayTarget
+
 _PREFIX = "paraphrase-"
 _MIN_MAX_TOKENS = 256
 

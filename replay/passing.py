@@ -14,11 +14,11 @@ from itertools import combinations
 from math import comb
 from pathlib import Path
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import ConfigError, CriterionError
 from shadowtap.evaluators.base import Answer, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.contexts import extract_contexts
 from shadowtap.evaluators.items import parse_request, primary_answer
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.errors import ConfigError, CriterionError
 
 REPLAY_SOURCE = "replay"
 DEFAULT_CRITERION = "agreement>=0.8"

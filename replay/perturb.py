@@ -167,7 +167,8 @@ def _edit_content(message: dict, change: Text) -> bool:
     changed = False
     if isinstance(content, list):
         for part in content:
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text") and isinstance(part.get("text"), str):
+            if (isinstance(part, dict) and part.get("type") in ("text", "input_text")
+                    and isinstance(part.get("text"), str)):
                 before = part["text"]
                 part["text"] = change(before)
                 changed |= part["text"] != before

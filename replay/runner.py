@@ -18,19 +18,26 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.redaction import Redactor
+from shadowtap.core.store.replay_store import PARAPHRASE_WRITER_REPETITION, ReplayStore
 from shadowtap.evaluators.base import Answer
 from shadowtap.evaluators.contexts import extract_contexts
 from shadowtap.evaluators.items import parse_request
-from shadowtap.proxy.capture.redaction import Redactor
-from shadowtap.proxy.config import ShadowtapConfig
 from shadowtap.proxy.shadow.calls import CallResult, call_chat, configure_litellm
-from shadowtap.proxy.store.replay_store import PARAPHRASE_WRITER_REPETITION, ReplayStore
-from shadowtap.replay.paraphrase import (ParaphraseSettings, cleaned, last_user_text, paraphrase_name,
-                               paraphrase_number, with_paraphrase, writing_request)
+from shadowtap.replay.paraphrase import (
+    ParaphraseSettings,
+    cleaned,
+    last_user_text,
+    paraphrase_name,
+    paraphrase_number,
+    with_paraphrase,
+    writing_request,
+)
 from shadowtap.replay.passing import REPLAY_SOURCE, PassCriterion
 from shadowtap.replay.rate import TokenBucket
 from shadowtap.replay.targets import ReplayTarget
@@ -42,7 +49,7 @@ _SECRET_KEY = re.compile(r"(?i)(?:^|_)(?:keys?|token|secrets?|passwords?|apikey|
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def result_id(run_id: str, exchange_id: str, repetition: int, perturbation: str | None = None) -> str:

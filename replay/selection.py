@@ -7,8 +7,8 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
-from shadowtap.proxy.errors import SelectionError
-from shadowtap.proxy.store.replay_store import COMPARISONS, FLAG_COLUMNS, ExchangeQuery, ReplayStore, ScoreCondition
+from shadowtap.core.errors import SelectionError
+from shadowtap.core.store.replay_store import COMPARISONS, FLAG_COLUMNS, ExchangeQuery, ReplayStore, ScoreCondition
 
 _WHERE = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(<=|>=|!=|==|<|>|=)\s*(-?\d+(?:\.\d+)?)\s*$")
 

@@ -7,8 +7,8 @@ from collections import defaultdict
 
 import orjson
 
+from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.evaluators.items import parse_request
-from shadowtap.proxy.store.replay_store import ReplayStore
 from shadowtap.replay.paraphrase import last_user_text
 from shadowtap.replay.passing import answer_consistency, outcome_consistency, pass_at_k
 
@@ -114,7 +114,8 @@ def _run_header(run: dict) -> dict:
             "status": run["status"], "k": run["k"], "pass": run["pass_criterion"], "target": run["target"],
             "selection": selection.get("filters", {}), "sample": selection.get("sample"),
             "perturb": bool(selection.get("perturb")), "budget_usd": selection.get("budget_usd"),
-            "paraphrase": {"model": paraphrase["writer"]["model"], "count": paraphrase["count"]} if paraphrase else None}
+            "paraphrase": ({"model": paraphrase["writer"]["model"], "count": paraphrase["count"]}
+                           if paraphrase else None)}
 
 
 def paraphrase_lines(figures: dict) -> list[str]:

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.config.checks import check_http_url, check_not_link_local
-from shadowtap.proxy.errors import ConfigError, TargetError
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.config.checks import check_http_url, check_not_link_local
+from shadowtap.core.errors import ConfigError, TargetError
 from shadowtap.proxy.shadow.calls import CallTarget
 
 DEFAULT_TIMEOUT_S = 60.0

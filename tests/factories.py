@@ -7,9 +7,9 @@ import time
 
 import orjson
 
+from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRowBuilder
-from shadowtap.proxy.capture.redaction import Redactor
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 
 _counter = itertools.count()
@@ -45,7 +45,7 @@ def capture_from_upstream(store_path, base_url: str, requests: list[dict]) -> li
     return the exchange ids in order."""
     import httpx
 
-    from shadowtap.proxy.store import CaptureStore
+    from shadowtap.core.store import CaptureStore
 
     store = CaptureStore.open(store_path)
     builder = row_builder()

@@ -16,9 +16,9 @@ import orjson
 
 from shadowtap.proxy.local_processes import free_port
 
-
 BEHAVIOURS = ("ok", "hang", "trickle", "error500", "error429", "error503", "reset", "redirect", "quote_request")
-_ERRORS = {"error500": (b"500 Internal Server Error", b"server_error"), "error429": (b"429 Too Many Requests", b"requests"),
+_ERRORS = {"error500": (b"500 Internal Server Error", b"server_error"),
+           "error429": (b"429 Too Many Requests", b"requests"),
            "error503": (b"503 Service Unavailable", b"server_error")}
 
 
@@ -55,7 +55,8 @@ def _completion(stream: bool) -> bytes:
 class FakeCandidate:
     """behaviour: one of BEHAVIOURS.
 
-    hang: never answers (it notices when the caller closes). trickle: a complete, valid answer sent one byte every `trickle_interval_s`
+    hang: never answers (it notices when the caller closes). trickle: a complete, valid answer sent one byte
+    every `trickle_interval_s`
     (so only a total deadline can stop it, never a per-read one). error500/429/503: an OpenAI-style
     error (429 and 503 with `retry-after: 0`, which invites a retry). reset: a TCP reset instead of
     an answer. redirect: 307 to `redirect_to`. quote_request: a 400 whose message quotes the request's

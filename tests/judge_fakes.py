@@ -47,7 +47,8 @@ class FakeJudge:
         completion = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": 0,
                       "model": body.get("model", "judge"),
                       "choices": [{"index": 0, "finish_reason": "stop",
-                                   "message": {"role": "assistant", "content": fenced(content) if self.fence else content}}]}
+                                   "message": {"role": "assistant",
+                                               "content": fenced(content) if self.fence else content}}]}
         if self.usage is not None:
             completion["usage"] = {**self.usage, "total_tokens": sum(self.usage.values())}
         return 200, completion

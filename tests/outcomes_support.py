@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.store import CaptureStore
 from tests.test_report_support import StoreBuilder
 
 DAY1, DAY2 = "2026-03-02", "2026-03-03"      # a Monday and a Tuesday

@@ -11,7 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shadowtap.proxy.local_processes import free_port, proxy_command, simulator_command, stop_process, wait_until_serving
+from shadowtap.proxy.local_processes import (
+    free_port,
+    proxy_command,
+    simulator_command,
+    stop_process,
+    wait_until_serving,
+)
 
 
 @dataclass

@@ -13,7 +13,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.store_reading import rows as read_rows, wait_for_exchange, wait_for_rows
+from tests.store_reading import rows as read_rows
+from tests.store_reading import wait_for_exchange, wait_for_rows
 
 CHAT = "/chat/completions"
 WEATHER_TOOL = {"type": "function", "function": {
@@ -290,7 +291,6 @@ def test_health_is_ok_and_metrics_count_requests_and_captures_when_requests_were
         if written >= 4 or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    chat_path = "/v1/chat/completions"
     assert _sample(text, "shadowtap_requests_total", {"endpoint": "chat.completions", "status": "200"}) == 3
     assert _sample(text, "shadowtap_requests_total", {"endpoint": "chat.completions", "status": "429"}) == 1
     assert _sample(text, "shadowtap_requests_total") == 4
@@ -310,7 +310,8 @@ def test_metrics_series_stay_bounded_when_clients_send_arbitrary_paths(proxy):
 def test_raw_stream_events_are_not_kept_when_the_streamed_answer_needed_redaction(proxy):
     # The simulator echoes context sentences, so put an e-mail address in the context it answers from.
     body = {"model": "sim-large", "stream": True, "messages": [
-        {"role": "system", "content": "<context>Write to the billing team at billing.team@example.com today.</context>"},
+        {"role": "system",
+         "content": "<context>Write to the billing team at billing.team@example.com today.</context>"},
         {"role": "user", "content": "Who do I write to about billing?"}]}
     with httpx.stream("POST", f"{proxy.base_url}/chat/completions", json=body) as response:
         received = response.read()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.core.redaction import Redactor
 
 
 @pytest.fixture

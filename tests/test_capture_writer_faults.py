@@ -8,11 +8,11 @@ import sqlite3
 
 import pytest
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.capture.builder_process import InProcessBuilder
 from shadowtap.proxy.capture.record import CaptureRows
 from shadowtap.proxy.capture.writer import CaptureWriter
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.store import CaptureStore
 from tests.fault_processes import wait_until
 
 

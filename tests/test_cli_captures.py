@@ -7,8 +7,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
 from tests.factories import raw_exchange, row_builder
 
 

@@ -42,7 +42,7 @@ def test_serve_exits_2_when_the_primary_key_variable_is_not_set(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[primary]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "SHADOWTAP_TEST_UNSET_VAR"\n'
                       f'[store]\npath = "{tmp_path / "s.db"}"\n')
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "serve", "--config", str(config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "SHADOWTAP_TEST_UNSET_VAR" in result.stderr and "not set" in result.stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shadowtap.proxy.config import ShadowtapConfig, config_from_dict, load_config
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.config import ShadowtapConfig, config_from_dict, load_config
+from shadowtap.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,8 @@ def config_section_types() -> dict[str, type]:
 def test_example_config_values_equal_the_defaults():
     config = load_config(REPO / "config.example.toml")
     defaults = ShadowtapConfig()
-    for section in ("server", "store", "redaction", "shadow", "judge", "eval", "contexts", "freshness", "contracts", "gate"):
+    for section in ("server", "store", "redaction", "shadow", "judge", "eval", "contexts", "freshness", "contracts",
+                    "gate"):
         assert getattr(config, section) == getattr(defaults, section), section
     (example_candidate,) = config.candidates
     assert example_candidate.enabled is False  # the file runs as it stands, mirroring nothing
@@ -59,10 +60,12 @@ def test_minimal_config_works_as_it_stands(tmp_path):
     ({"primary": {"base_url": "http://x/v1", "bogus": 1}}, ["[primary] bogus", "unknown key", "base_url"]),
     ({"primry": {}}, ["unknown section [primry]", "[primary]"]),
     ({"primary": {"base_url": "http://x/v1"}, "server": {"port": "80"}}, ["[server] port", "'80'", "integer"]),
-    ({"primary": {"base_url": "http://x/v1"}, "server": {"port": 70000}}, ["[server] port", "70000", "between 0 and 65535"]),
+    ({"primary": {"base_url": "http://x/v1"}, "server": {"port": 70000}},
+     ["[server] port", "70000", "between 0 and 65535"]),
     ({"primary": {"base_url": "ftp://x/v1"}}, ["[primary] base_url", "ftp://x/v1", "http:// or https://"]),
     ({"primary": {"base_url": "http://u:p@x/v1"}}, ["[primary] base_url", "credentials", "api_key_env"]),
-    ({"primary": {"base_url": "http://x/v1", "api_key_env": "sk-live-123"}}, ["api_key_env", "NAME of an environment variable"]),
+    ({"primary": {"base_url": "http://x/v1", "api_key_env": "sk-live-123"}},
+     ["api_key_env", "NAME of an environment variable"]),
     ({"primary": {"base_url": "http://x/v1"}, "redaction": {"patterns": ["("]}}, ["patterns[0]", "regular expression"]),
     ({"primary": {"base_url": "http://x/v1"}, "redaction": {"emails": "yes"}}, ["[redaction] emails", "true or false"]),
     ({"server": {"port": 1}}, ["[primary] base_url is missing"]),
@@ -73,9 +76,11 @@ def test_minimal_config_works_as_it_stands(tmp_path):
      ["169.254.169.254", "link-local or cloud-metadata", "allow_private_network"]),
     ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m", "sample_rate": 2}]},
      ["sample_rate", "between 0 and 1"]),
-    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m", "endpoints": ["responses"]}]},
+    ({"primary": {"base_url": "http://x/v1"},
+      "candidates": [{"name": "c", "model": "openai/m", "endpoints": ["responses"]}]},
      ["endpoints", "'responses' cannot be mirrored yet", "chat.completions, embeddings"]),
-    ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"name": "c", "model": "openai/m"}, {"name": "c", "model": "openai/n"}]},
+    ({"primary": {"base_url": "http://x/v1"},
+      "candidates": [{"name": "c", "model": "openai/m"}, {"name": "c", "model": "openai/n"}]},
      ["'c' is used twice"]),
     ({"primary": {"base_url": "http://x/v1"}, "candidates": [{"model": "openai/m"}]},
      ["name is missing"]),
@@ -99,7 +104,7 @@ def test_integers_are_accepted_where_numbers_are_expected():
 def test_serve_exits_2_with_the_key_when_the_config_has_an_unknown_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[primary]\nbase_url = "http://127.0.0.1:9/v1"\n[store]\npaht = "x.db"\n')
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "[store] paht" in result.stderr and "unknown key" in result.stderr
@@ -108,7 +113,7 @@ def test_serve_exits_2_with_the_key_when_the_config_has_an_unknown_key(tmp_path)
 def test_serve_exits_2_when_the_config_is_not_toml(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[primary\n")
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr

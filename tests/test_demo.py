@@ -11,7 +11,8 @@ import pytest
 def demo_dir(tmp_path_factory):
     """One small demo run, shared by the tests below (it takes tens of seconds)."""
     workdir = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "demo", "--dir", str(workdir), "--requests", "30"],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "demo", "--dir", str(workdir),
+                             "--requests", "30"],
                             capture_output=True, text=True, timeout=170, env={"COLUMNS": "160", "PATH": ""})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo complete" in result.stdout

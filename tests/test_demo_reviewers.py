@@ -64,7 +64,7 @@ def test_the_two_reviewers_agree_on_most_answers_but_not_all():
 
 
 def test_every_item_is_a_valid_feedback_item_with_a_stable_id():
-    from shadowtap.proxy.feedback_items import parse_feedback_item
+    from shadowtap.core.feedback_items import parse_feedback_item
 
     for items in simulated_feedback(sample_answers()).values():
         for index, item in enumerate(items):

@@ -5,8 +5,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.core.cli import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import shadowtap.evaluators.registry as registry
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
 from tests.test_eval_support import EVAL_SCRIPT, ROOT, add_exchanges, add_shadow, fake_entry_points
 
 

@@ -3,9 +3,9 @@
 import orjson
 import pytest
 
+from shadowtap.core.config import ContextsConfig
 from shadowtap.evaluators.base import ContextItem
 from shadowtap.evaluators.contexts import extract_contexts
-from shadowtap.proxy.config import ContextsConfig
 
 DEFAULT = ContextsConfig()
 

@@ -5,11 +5,11 @@ import asyncio
 import orjson
 import pytest
 
+from shadowtap.core.config import ContextsConfig, config_from_dict
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import NotApplicable
 from shadowtap.evaluators.contract import ContractEvaluator
 from shadowtap.evaluators.items import build_items
-from shadowtap.proxy.config import ContextsConfig, config_from_dict
-from shadowtap.proxy.errors import ConfigError
 from tests.factories import raw_exchange, row_builder
 from tests.test_eval_support import chat_request, chat_response
 

@@ -11,13 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shadowtap.core.config import JudgeConfig, config_from_dict
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import Answer, ContextItem, EvalItem, NotApplicable, Score
 from shadowtap.evaluators.faithfulness import FaithfulnessEvaluator
 from shadowtap.evaluators.judge import (
-    JudgeBudgetExceeded, JudgeClient, JudgeReplyInvalid, JudgeUnavailable, strip_json_fence,
+    JudgeBudgetExceeded,
+    JudgeClient,
+    JudgeReplyInvalid,
+    JudgeUnavailable,
+    strip_json_fence,
 )
-from shadowtap.proxy.config import JudgeConfig, config_from_dict
-from shadowtap.proxy.errors import ConfigError
 from tests.judge_fakes import FakeJudge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,7 +268,7 @@ def test_importing_faithfulness_does_not_import_ragas_when_the_registry_lists_ev
 import sys
 from shadowtap.evaluators import registry
 from shadowtap.evaluators.faithfulness import FaithfulnessEvaluator
-from shadowtap.proxy.config import config_from_dict
+from shadowtap.core.config import config_from_dict
 config = config_from_dict({{"primary": {{"base_url": "http://127.0.0.1:9/v1"}},
                             "judge": {{"model": "openai/gpt-4o-mini", "api_key_env": "JUDGE_KEY"}}}})
 evaluator = FaithfulnessEvaluator.from_config(config, config_dir=__import__("pathlib").Path({str(tmp_path)!r}))
@@ -309,11 +313,11 @@ def test_a_clear_error_is_raised_when_the_judge_times_out(fake_judge):
 
 
 def test_a_failing_judge_is_recorded_as_faithfulness_errors_while_the_run_scores_the_rest(tmp_path):
+    from shadowtap.core.config import ContextsConfig
+    from shadowtap.core.store import CaptureStore
+    from shadowtap.core.store.score_store import ScoreStore
     from shadowtap.evaluators.grounding import GroundingEvaluator
     from shadowtap.evaluators.runner import EvalRunner, EvalSelection
-    from shadowtap.proxy.config import ContextsConfig
-    from shadowtap.proxy.store import CaptureStore
-    from shadowtap.proxy.store.score_store import ScoreStore
     from tests.test_eval_support import add_exchanges
 
     store = CaptureStore.open(tmp_path / "s.db")

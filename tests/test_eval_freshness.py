@@ -1,18 +1,18 @@
 """freshness: context age against the max-age policy, versions against the registry of current ones."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shadowtap.core.config import ContextsConfig, config_from_dict
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import NotApplicable
 from shadowtap.evaluators.freshness import FreshnessEvaluator
 from shadowtap.evaluators.items import build_items
-from shadowtap.proxy.config import ContextsConfig, config_from_dict
-from shadowtap.proxy.errors import ConfigError
 from tests.factories import raw_exchange, row_builder
 
-REQUEST_TIME = datetime(2026, 11, 20, tzinfo=timezone.utc)
+REQUEST_TIME = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def days_before_request(days: float) -> str:

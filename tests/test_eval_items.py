@@ -2,10 +2,10 @@
 
 import pytest
 
+from shadowtap.core.config import ContextsConfig
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.score_store import ScoreStore
 from shadowtap.evaluators.items import build_items, iter_items, load_items
-from shadowtap.proxy.config import ContextsConfig
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.score_store import ScoreStore
 from tests.factories import raw_exchange, row_builder
 from tests.test_eval_support import add_exchanges, add_shadow, chat_request, chat_response
 

@@ -5,11 +5,11 @@ from importlib.metadata import EntryPoint
 import pytest
 
 import shadowtap.evaluators.registry as registry
+from shadowtap.core.config import ShadowtapConfig, config_from_dict
+from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.contract import ContractEvaluator
 from shadowtap.evaluators.freshness import FreshnessEvaluator
 from shadowtap.evaluators.registry import EvaluatorLoadError, available, build_evaluators, load_class
-from shadowtap.proxy.config import ShadowtapConfig, config_from_dict
-from shadowtap.proxy.errors import ConfigError
 from tests.test_eval_support import LengthEvaluator, fake_entry_points
 
 

@@ -2,19 +2,25 @@
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
+from shadowtap.core.config import ContextsConfig
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.score_store import ScoreStore
 from shadowtap.evaluators.base import EvalItem
 from shadowtap.evaluators.contract import ContractEvaluator
 from shadowtap.evaluators.freshness import FreshnessEvaluator
 from shadowtap.evaluators.runner import EvalRunner, EvalSelection, scrub_secrets
-from shadowtap.proxy.config import ContextsConfig
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.score_store import ScoreStore
 from tests.test_eval_support import (
-    BrokenEvaluator, FlakyEvaluator, JudgeEvaluator, LengthEvaluator, LengthEvaluatorV2, add_exchanges, add_shadow,
+    BrokenEvaluator,
+    FlakyEvaluator,
+    JudgeEvaluator,
+    LengthEvaluator,
+    LengthEvaluatorV2,
+    add_exchanges,
+    add_shadow,
 )
 
 
@@ -200,7 +206,7 @@ def test_secrets_are_scrubbed_from_error_messages_when_recorded():
 def test_scored_at_is_utc_iso_when_written(store, exchanges):
     run(runner_for(store, LengthEvaluator()), EvalSelection(limit=1))
     moment = datetime.fromisoformat(stored(store)[0]["scored_at"])
-    assert moment.tzinfo == timezone.utc
+    assert moment.tzinfo == UTC
 
 
 def test_progress_callbacks_get_the_total_and_every_row_when_given(store, exchanges):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from shadowtap.proxy.errors import StoreError
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.score_store import PendingScore, ScoreStore, score_id
+from shadowtap.core.errors import StoreError
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.score_store import PendingScore, ScoreStore, score_id
 from tests.test_eval_support import add_exchanges, add_shadow
 
 

@@ -12,8 +12,8 @@ import time
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
-from shadowtap.proxy.store import CaptureStore
 from tests.factories import raw_exchange, row_builder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +54,8 @@ def add_shadow(store: CaptureStore, exchange_id: str, candidate: str, *, outcome
 
 
 def item_for(exchange_row: dict, *, contexts_config=None, source: str = "primary") -> EvalItem:
+    from shadowtap.core.config import ContextsConfig
     from shadowtap.evaluators.items import build_items
-    from shadowtap.proxy.config import ContextsConfig
 
     return build_items(exchange_row, [], contexts_config or ContextsConfig())[source]
 
@@ -154,4 +154,4 @@ def install_fake_evaluators() -> None:
 
 # Runs `shadowtap eval` in a subprocess with the fakes registered: argv follows the script.
 EVAL_SCRIPT = ("import sys; from tests.test_eval_support import install_fake_evaluators; "
-               "install_fake_evaluators(); from shadowtap.proxy.cli import cli; cli(prog_name='shadowtap')")
+               "install_fake_evaluators(); from shadowtap.core.cli import cli; cli(prog_name='shadowtap')")

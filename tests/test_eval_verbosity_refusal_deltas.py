@@ -217,8 +217,8 @@ def test_deltas_not_applicable_when_scoring_the_primary(evaluator):
 def test_evaluator_builds_from_default_config_when_named_in_registry_form(cls, name, tmp_path):
     import importlib
 
+    from shadowtap.core.config import ShadowtapConfig
     from shadowtap.evaluators.base import Evaluator
-    from shadowtap.proxy.config import ShadowtapConfig
 
     module, _, attribute = cls.partition(":")
     evaluator_class = getattr(importlib.import_module(module), attribute)

@@ -13,8 +13,14 @@ import orjson
 import pytest
 
 from tests.fault_tools import (
-    assert_still_serving, assert_store_is_consistent, open_socket, parse_response, raw_request,
-    read_until_closed, recorded_with, send_raw,
+    assert_still_serving,
+    assert_store_is_consistent,
+    open_socket,
+    parse_response,
+    raw_request,
+    read_until_closed,
+    recorded_with,
+    send_raw,
 )
 from tests.store_reading import wait_for_rows
 

@@ -66,16 +66,19 @@ class Flow:
 def drive_traffic(base_url: str) -> list[str]:
     """Buffered and streamed answers, primary errors, a malformed body: every path a key could take."""
     ids = []
-    with httpx.Client(base_url=base_url, timeout=30, headers={"authorization": f"Bearer {CANARIES['client']}"}) as client:
+    with httpx.Client(base_url=base_url, timeout=30,
+                      headers={"authorization": f"Bearer {CANARIES['client']}"}) as client:
         for index in range(4):
             response = client.post("/chat/completions", json=question(f"q{index}", stream=index % 2 == 1))
             assert response.status_code == 200, response.text
             ids.append(response.headers["x-shadowtap-exchange-id"])
         for status in ("401", "429", "500"):
-            response = client.post("/chat/completions", json=question(f"error {status}"), headers={"x-sim-status": status})
+            response = client.post("/chat/completions", json=question(f"error {status}"),
+                                   headers={"x-sim-status": status})
             assert response.status_code == int(status)
             ids.append(response.headers["x-shadowtap-exchange-id"])
-        response = client.post("/chat/completions", content=b'{"broken": ', headers={"content-type": "application/json"})
+        response = client.post("/chat/completions", content=b'{"broken": ',
+                               headers={"content-type": "application/json"})
         ids.append(response.headers["x-shadowtap-exchange-id"])
     refused = httpx.post(f"{base_url}/chat/completions", json=question("no key"), timeout=30)
     assert refused.status_code == 401  # without the client key: refused before the primary
@@ -83,7 +86,8 @@ def drive_traffic(base_url: str) -> list[str]:
 
 
 def shadowtap(env: dict, *args: str) -> bytes:
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", *args], capture_output=True, env=env, timeout=240)
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", *args], capture_output=True, env=env,
+                            timeout=240)
     assert result.returncode in (0, 1), (args, result.stderr.decode(errors="replace")[-2000:])
     return result.stdout + result.stderr
 

@@ -14,9 +14,9 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.config.loader import config_from_dict
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.cli import cli
+from shadowtap.core.config.loader import config_from_dict
+from shadowtap.core.errors import ConfigError
 from tests.fault_processes import (
     chat_body,
     integrity_check,

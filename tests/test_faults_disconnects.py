@@ -11,7 +11,11 @@ import orjson
 import pytest
 
 from tests.fault_tools import (
-    assert_still_serving, assert_store_is_consistent, open_socket, raw_request, recorded_with,
+    assert_still_serving,
+    assert_store_is_consistent,
+    open_socket,
+    raw_request,
+    recorded_with,
 )
 from tests.store_reading import wait_for_rows
 

@@ -14,8 +14,8 @@ import resource
 import subprocess
 from pathlib import Path
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.local_processes import proxy_command
-from shadowtap.proxy.store import CaptureStore
 from tests.fault_processes import (
     integrity_check,
     send_batch,

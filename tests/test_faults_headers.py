@@ -12,7 +12,12 @@ import orjson
 import pytest
 
 from tests.fault_tools import (
-    QUESTION, assert_still_serving, parse_response, raw_request, recorded_with, send_raw,
+    QUESTION,
+    assert_still_serving,
+    parse_response,
+    raw_request,
+    recorded_with,
+    send_raw,
 )
 
 PATH = "/v1/chat/completions"

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from shadowtap.proxy.config import config_from_dict
+from shadowtap.core.config import config_from_dict
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
@@ -45,7 +45,8 @@ def test_a_full_shadow_queue_refuses_jobs_at_once_and_counts_each_as_saturated()
         text = metrics.render().decode()
         assert metric_value(text, "shadowtap_shadow_queue_dropped_total") == 7
         assert metric_value(text, "shadowtap_shadow_queue_depth") == 3
-        assert metric_value(text, 'shadowtap_shadow_calls_total{candidate="c",outcome="skipped",reason="saturated"}') == 7
+        assert metric_value(text, 'shadowtap_shadow_calls_total'
+                                  '{candidate="c",outcome="skipped",reason="saturated"}') == 7
     finally:
         asyncio.run(dispatcher.stop())
 

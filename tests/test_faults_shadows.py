@@ -155,7 +155,7 @@ def test_a_dead_shadow_worker_never_fails_a_live_request_and_later_shadows_say_s
 def test_a_failure_while_handing_a_request_to_the_shadows_still_answers_from_the_primary(simulator):
     import asyncio
 
-    from shadowtap.proxy.config import PrimaryConfig
+    from shadowtap.core.config import PrimaryConfig
     from shadowtap.proxy.forwarder import PrimaryForwarder
     from shadowtap.proxy.metrics import ProxyMetrics
     from shadowtap.proxy.upstream import PrimaryClient
@@ -177,7 +177,8 @@ def test_a_failure_while_handing_a_request_to_the_shadows_still_answers_from_the
         forwarder = PrimaryForwarder(primary, Sink(), ProxyMetrics(), max_body_bytes=1 << 20,
                                      primary_api_key=None, shadows=BrokenShadows())
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder), base_url="http://proxy") as client:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=forwarder),
+                                         base_url="http://proxy") as client:
                 return await client.post("/v1/chat/completions", json=QUESTION)
         finally:
             await primary.close()

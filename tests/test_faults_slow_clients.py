@@ -14,10 +14,15 @@ import httpx
 import orjson
 import pytest
 
-from shadowtap.proxy.config import config_from_dict
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.config import config_from_dict
+from shadowtap.core.errors import ConfigError
 from tests.fault_tools import (
-    QUESTION, assert_store_is_consistent, open_socket, parse_response, raw_request, read_until_closed,
+    QUESTION,
+    assert_store_is_consistent,
+    open_socket,
+    parse_response,
+    raw_request,
+    read_until_closed,
     recorded_with,
 )
 from tests.store_reading import wait_for_rows

@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from shadowtap.proxy.config import config_from_dict
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.config import config_from_dict
+from shadowtap.core.errors import ConfigError
 from shadowtap.proxy.local_processes import stop_process
 from tests.fake_candidates import FakeCandidate
 from tests.servers import start_simulator, write_config
@@ -66,12 +66,13 @@ def test_urls_hosts_and_forwarding_headers_in_a_request_never_change_where_the_p
                                     "x-forwarded-for": "127.0.0.1", "x-original-url": f"{decoy_url}/chat/completions"}),
     }
     with FakeCandidate("ok") as candidate:
-        proxy = proxy_factory(simulator.base_url, extra_config=candidate_toml("c", candidate.base_url, max_concurrency=64))
+        proxy = proxy_factory(simulator.base_url,
+                              extra_config=candidate_toml("c", candidate.base_url, max_concurrency=64))
         ids = []
         for marker, (fields, headers) in hostile.items():
             for streamed in (False, True):
-                response = httpx.post(f"{proxy.base_url}/chat/completions", json=asked(marker, stream=streamed, **fields),
-                                      headers=headers, timeout=30)
+                response = httpx.post(f"{proxy.base_url}/chat/completions",
+                                      json=asked(marker, stream=streamed, **fields), headers=headers, timeout=30)
                 assert response.status_code == 200, (marker, response.text)
                 ids.append(response.headers["x-shadowtap-exchange-id"])
         body = orjson.dumps(asked("absolute-form"))
@@ -88,7 +89,8 @@ def test_urls_hosts_and_forwarding_headers_in_a_request_never_change_where_the_p
         assert decoy.recorded() == []
         primary_saw = simulator.recorded()
         assert set(hostile) | {"absolute-form"} <= markers_seen(primary_saw)
-        assert {r["headers"]["host"] for r in primary_saw if r["path"] != "/v1/models"} == {f"127.0.0.1:{simulator.port}"}
+        assert ({r["headers"]["host"] for r in primary_saw if r["path"] != "/v1/models"}
+                == {f"127.0.0.1:{simulator.port}"})
         assert set(hostile) <= markers_seen(candidate.requests)
         assert {r["headers"]["host"] for r in candidate.requests} == {f"127.0.0.1:{candidate.port}"}
         assert all("api_base" not in r["body"] and "base_url" not in r["body"] for r in candidate.requests)
@@ -184,7 +186,7 @@ def test_serve_exits_2_naming_the_key_when_a_model_url_is_refused(tmp_path, wher
     extra = (f'[[candidates]]\nname = "c"\nmodel = "openai/m"\napi_base = "{url}"\n' if where == "candidate"
              else f'[judge]\nmodel = "openai/m"\napi_base = "{url}"\n')
     path = write_config(tmp_path, "http://127.0.0.1:9/v1", 8080, extra)
-    result = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "serve", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "serve", "--config", str(path)],
                             capture_output=True, text=True, timeout=50)
     assert result.returncode == 2
     assert KEYS[where] in result.stderr and url in result.stderr

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -66,7 +66,7 @@ def test_feedback_posted_right_after_an_exchange_is_stored_column_by_column(admi
     item = {"feedback_id": "review-1001", "exchange_id": exchange_id, "outcome": "edited", "edit_minutes": 3.5,
             "edited_text": edited, "reviewer": "ana", "label": "billing",
             "comment": "asked ana@example.com to confirm", "at": "2026-11-23T09:15:00-05:00"}
-    posted_at = datetime.now(timezone.utc)
+    posted_at = datetime.now(UTC)
 
     response = post(client, admin_proxy, item)
 
@@ -86,7 +86,7 @@ def test_feedback_posted_right_after_an_exchange_is_stored_column_by_column(admi
     assert row["source"] == "api"
     assert row["at"] == "2026-11-23T14:15:00.000000+00:00"
     received = datetime.fromisoformat(row["received_at"])
-    assert posted_at - timedelta(seconds=5) <= received <= datetime.now(timezone.utc)
+    assert posted_at - timedelta(seconds=5) <= received <= datetime.now(UTC)
     assert len(row["fingerprint"]) == 64 and int(row["fingerprint"], 16) >= 0
     assert set(row) == {"id", "exchange_id", "outcome", "edit_minutes", "edit_distance", "edit_ratio", "reviewer",
                         "label", "comment", "source", "at", "received_at", "fingerprint"}
@@ -257,8 +257,8 @@ def start_slow_flush_proxy(workdir, primary_base_url: str) -> Proxy:
     ({"token": "s3cret"}, ["[admin] token", "unknown key", "token_env"]),
 ])
 def test_a_bad_admin_section_is_refused_naming_the_key(admin, words):
-    from shadowtap.proxy.config import config_from_dict
-    from shadowtap.proxy.errors import ConfigError
+    from shadowtap.core.config import config_from_dict
+    from shadowtap.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as raised:
         config_from_dict({"primary": {"base_url": "http://127.0.0.1:9/v1"}, "admin": admin})

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
 from tests.test_feedback_store import levenshtein
 
 ANSWERS = {"ex_a": "Invoices are issued on the first day of each month.",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shadowtap.proxy.capture.redaction import Redactor
-from shadowtap.proxy.errors import FeedbackConflict, FeedbackInvalid, UnknownExchange
-from shadowtap.proxy.store import CaptureStore, FeedbackStore
+from shadowtap.core.errors import FeedbackConflict, FeedbackInvalid, UnknownExchange
+from shadowtap.core.redaction import Redactor
+from shadowtap.core.store import CaptureStore, FeedbackStore
 
 ANSWER = "Northwind Cloud bills usage monthly in arrears."
 

@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from shadowtap.proxy.capture import redaction
+from shadowtap.core import redaction
+from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
-from shadowtap.proxy.capture.redaction import Redactor
 from tests.factories import raw_exchange, row_builder
 from tests.fault_processes import wait_until
 

@@ -64,7 +64,7 @@ def _tricky_paths(decoy: str) -> list[str]:
         "/v1/%EF%BC%8F%EF%BC%8Fdecoy/models",  # fullwidth solidus, folded to "/" by NFKC
         "/v1/%E2%80%A4%E2%80%A4/models",  # one-dot leaders: ".." after NFKC
         f"/v1/%00@{decoy}/models", "/v1/%zz/models", "/v1/%2/models", f"/v1#@{decoy}/models",
-        f"/v1/\u2215\u2215{decoy}/models".encode("utf-8").decode("latin-1"),  # raw UTF-8 "∕" bytes
+        f"/v1/\u2215\u2215{decoy}/models".encode().decode("latin-1"),  # raw UTF-8 "∕" bytes
     ]
 
 

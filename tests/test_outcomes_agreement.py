@@ -7,9 +7,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from shadowtap.evaluators.outcomes.kappa import agreement_method, cohen_kappa, falling, fleiss_kappa, kappa_of
+from shadowtap.core.store import CaptureStore
 from shadowtap.evaluators.report.cli import report_command
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.evaluators.report.outcomes.kappa import agreement_method, cohen_kappa, falling, fleiss_kappa, kappa_of
 from tests.outcomes_support import add_feedback
 from tests.test_report_support import StoreBuilder
 

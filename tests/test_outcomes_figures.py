@@ -4,15 +4,15 @@ outcome rates, the [outcomes] config and the trend windows."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from shadowtap.evaluators.outcomes.completion import outcome_figures
-from shadowtap.evaluators.outcomes.resolution import resolve_outcomes
-from shadowtap.evaluators.outcomes.windows import window_end, window_start
-from shadowtap.proxy.config import OutcomesConfig, config_from_dict
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.config import OutcomesConfig, config_from_dict
+from shadowtap.core.errors import ConfigError
+from shadowtap.evaluators.report.outcomes.completion import outcome_figures
+from shadowtap.evaluators.report.outcomes.resolution import resolve_outcomes
+from shadowtap.evaluators.report.outcomes.windows import window_end, window_start
 
 CONFIG = OutcomesConfig(heavy_correction_minutes=10, heavy_correction_ratio=0.3)
 Z = 1.959964
@@ -129,10 +129,10 @@ def test_evaluator_means_are_the_primarys_scores_on_the_slices_exchanges():
 
 
 def test_windows_are_utc_days_and_weeks_starting_on_monday():
-    moment = datetime(2026, 3, 5, 23, 30, tzinfo=timezone.utc)                     # a Thursday
-    assert window_start(moment, "day") == datetime(2026, 3, 5, tzinfo=timezone.utc)
-    assert window_start(moment, "week") == datetime(2026, 3, 2, tzinfo=timezone.utc)
-    assert window_end(window_start(moment, "week"), "week") == datetime(2026, 3, 9, tzinfo=timezone.utc)
+    moment = datetime(2026, 3, 5, 23, 30, tzinfo=UTC)                     # a Thursday
+    assert window_start(moment, "day") == datetime(2026, 3, 5, tzinfo=UTC)
+    assert window_start(moment, "week") == datetime(2026, 3, 2, tzinfo=UTC)
+    assert window_end(window_start(moment, "week"), "week") == datetime(2026, 3, 9, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("section, values, fragments", [

@@ -7,9 +7,9 @@ from statistics import fmean
 
 import pytest
 
-from shadowtap.evaluators.outcomes.resolution import ExchangeOutcome
-from shadowtap.evaluators.outcomes.roc import roc_auc
-from shadowtap.evaluators.outcomes.validity import evaluator_validity
+from shadowtap.evaluators.report.outcomes.resolution import ExchangeOutcome
+from shadowtap.evaluators.report.outcomes.roc import roc_auc
+from shadowtap.evaluators.report.outcomes.validity import evaluator_validity
 
 Z = 1.959964
 

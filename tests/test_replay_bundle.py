@@ -5,8 +5,8 @@ import gzip
 import orjson
 import pytest
 
-from shadowtap.proxy.errors import StoreError
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.errors import StoreError
+from shadowtap.core.store import CaptureStore
 from shadowtap.replay.bundle import export_bundle, import_bundle, read_bundle, scrub_config
 from tests.factories import raw_exchange, row_builder
 
@@ -102,7 +102,8 @@ def test_scrub_config_names_what_it_removed():
 
 
 def test_replay_runs_and_results_travel_with_the_bundle_when_the_tables_exist(store, exchange_ids, tmp_path):
-    store.db["replay_runs"].insert({"id": "run1", "created_at": "2026-11-23T00:00:00+00:00", "status": "finished", "selection": "{}", "target": "cand", "k": 1, "config": orjson.dumps(
+    store.db["replay_runs"].insert({"id": "run1", "created_at": "2026-11-23T00:00:00+00:00", "status": "finished",
+                                    "selection": "{}", "target": "cand", "k": 1, "config": orjson.dumps(
         {"primary": {"api_key": CANARY, "api_key_env": "K"}}).decode()})
     store.db["replay_results"].insert({"id": "run1:x:0", "run_id": "run1", "exchange_id": exchange_ids[2],
                                        "repetition": 0, "outcome": "ok", "response_text": "replayed"})
@@ -120,7 +121,8 @@ def test_replay_runs_and_results_travel_with_the_bundle_when_the_tables_exist(st
 
 
 def test_a_store_without_the_replay_tables_takes_the_rest_and_creates_nothing(store, exchange_ids, tmp_path):
-    store.db["replay_runs"].insert({"id": "run1", "created_at": "2026-11-23T00:00:00+00:00", "status": "finished", "selection": "{}", "target": "cand", "k": 1})
+    store.db["replay_runs"].insert({"id": "run1", "created_at": "2026-11-23T00:00:00+00:00", "status": "finished",
+                                    "selection": "{}", "target": "cand", "k": 1})
     path = tmp_path / "b"
     export_bundle(store, path, exchange_ids=exchange_ids[:1], run_ids=["run1"], config_snapshot={})
     target = CaptureStore.open(tmp_path / "target.db")
@@ -170,7 +172,7 @@ def test_importing_a_truncated_bundle_gives_a_clear_error(store, exchange_ids, t
 def test_export_and_import_commands_carry_exchanges_to_another_store(store, exchange_ids, tmp_path):
     from click.testing import CliRunner
 
-    from shadowtap.proxy.cli import cli
+    from shadowtap.core.cli import cli
 
     store.close()
     source = str(tmp_path / "source.db")

@@ -10,11 +10,13 @@ def answer(text=None, tool_calls=None):
 
 
 def call(name, arguments, call_id="call_1"):
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": orjson.dumps(arguments).decode()}}
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": orjson.dumps(arguments).decode()}}
 
 
 def test_identical_answers_have_no_diffs_when_only_call_ids_differ():
-    result = diff_answers(answer("same", [call("f", {"a": 1}, "call_x")]), answer("same", [call("f", {"a": 1}, "call_y")]))
+    result = diff_answers(answer("same", [call("f", {"a": 1}, "call_x")]),
+                          answer("same", [call("f", {"a": 1}, "call_y")]))
     assert result == {"identical": True, "text_diff": [], "json_diff": [], "tool_call_diff": []}
 
 
@@ -74,7 +76,8 @@ def test_html_diff_escapes_captured_text_everywhere():
                                      "safe <img src=x onerror=alert(1)> & more")
     assert "<script" not in rendered and "<img" not in rendered
     assert "script&gt;" in rendered and "&quot;x&quot;" in rendered and "&amp; more" in rendered
-    assert rendered.replace("<del>", "").replace("</del>", "").replace("<ins>", "").replace("</ins>", "").count("<") == 0
+    assert (rendered.replace("<del>", "").replace("</del>", "").replace("<ins>", "").replace("</ins>", "")
+            .count("<") == 0)
 
 
 def test_html_diff_escapes_a_script_that_is_inserted_whole():

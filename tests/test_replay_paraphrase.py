@@ -6,10 +6,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.replay.paraphrase import cleaned, last_user_text, paraphrase_number, with_paraphrase, writing_request
-from tests.test_replay_support import (ScriptedModel, StoreBuilder, chat, cli_run, last_user, litellm_price, replay,
-                                       show)
+from tests.test_replay_support import ScriptedModel, StoreBuilder, chat, cli_run, last_user, litellm_price, replay, show
 
 WRITER_KEY, TARGET_KEY = "sk-paraphrase-writer-own-key", "sk-replay-target-own-key"
 QUESTIONS = ["When does the museum open on Sundays?", "how far is the station from the old harbour",

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
 
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.replay.perturb import perturbations
 from tests.factories import capture_from_upstream
 from tests.fake_candidates import FakeCandidate
-from tests.servers import simulator  # noqa: F401  (fixture)
 
 DOCUMENTS = ('Answer from the documents.\n<document id="a">Paris opens at nine.</document>\n'
              '<document id="b">Lyon opens at ten.</document>')

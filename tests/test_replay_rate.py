@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.replay.passing import PassCriterion
 from shadowtap.replay.rate import TokenBucket
 from shadowtap.replay.runner import ReplayRunner, create_run

@@ -11,15 +11,15 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.evaluators.agreement import compare_answers
 from shadowtap.evaluators.base import Answer
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.proxy.local_processes import stop_process
 from shadowtap.replay.passing import pass_at_k
 from tests.factories import capture_from_upstream
-from tests.servers import simulator, start_simulator  # noqa: F401  (fixture)
-from shadowtap.proxy.local_processes import stop_process
+from tests.servers import start_simulator
 
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {
     "type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}}}]
@@ -105,7 +105,7 @@ def test_a_killed_replay_resumes_without_redoing_finished_work(tmp_path):
         db = tmp_path / "s.db"
         capture(db, slow.base_url, 20)
         slow.clear()
-        command = [sys.executable, "-m", "shadowtap.proxy.cli", "replay", "run", "--store", str(db), "--target",
+        command = [sys.executable, "-m", "shadowtap.core.cli", "replay", "run", "--store", str(db), "--target",
                    "model:openai/sim-large", "--api-base", slow.base_url, "-k", "3", "--concurrency", "2"]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         run_id = process.stdout.readline().decode().strip()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.core.store.replay_store import ReplayStore
 from tests.test_replay_support import StoreBuilder, chat, cli_run, litellm_price
 
 MODEL = "gpt-4o-mini"

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.score_store import ScoreStore, score_id
 from shadowtap.proxy.capture.pricing import LITELLM_PRICES_FILE
-from shadowtap.proxy.cli import cli
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.score_store import ScoreStore, score_id
 from tests.fake_candidates import FakeCandidate
 
 

@@ -6,7 +6,7 @@ import jsonschema
 import orjson
 import pytest
 
-from shadowtap.proxy.store.replay_store import ReplayStore
+from shadowtap.core.store.replay_store import ReplayStore
 from tests.test_replay_support import ScriptedModel, StoreBuilder, chat, cli_run, last_user, litellm_price, replay, show
 
 AMBIENT_KEY = "sk-ambient-openai-key-in-the-environment"

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.evaluators.report.cli import report_command
-from shadowtap.proxy.store import CaptureStore
 from tests.test_report_support import StoreBuilder
 
 Z = 1.959964  # the normal 97.5% quantile
@@ -198,7 +198,8 @@ def test_disagreement_above_noise_is_zero_when_the_candidate_differs_less_than_t
 
 
 def test_categories_cover_endpoint_task_risk_tier_and_tags_when_exchanges_carry_them(store_path):
-    categories = {(c["dimension"], c["value"]): c["figures"] for c in report_json(store_path)["candidates"][0]["categories"]}
+    categories = {(c["dimension"], c["value"]): c["figures"]
+                  for c in report_json(store_path)["candidates"][0]["categories"]}
     assert list(categories) == [("endpoint", "chat.completions"), ("task", "qa"), ("task", "summarise"),
                                 ("risk_tier", "high"), ("tag:team", "search")]
     assert categories["task", "qa"]["samples"] == 4
@@ -211,7 +212,8 @@ def test_categories_cover_endpoint_task_risk_tier_and_tags_when_exchanges_carry_
 
 
 def test_a_category_is_marked_worse_only_when_its_difference_is_significant(store_path):
-    categories = {(c["dimension"], c["value"]): c["figures"] for c in report_json(store_path)["candidates"][0]["categories"]}
+    categories = {(c["dimension"], c["value"]): c["figures"]
+                  for c in report_json(store_path)["candidates"][0]["categories"]}
     # qa: four grounding differences -.6, -.55, -.65, -.45; the t-interval's upper bound is
     # -.5625 + 3.182446 x sd / 2 < 0. summarise: one pair, no interval, nothing to mark.
     qa = categories["task", "qa"]["significantly_worse"]

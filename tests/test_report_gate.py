@@ -6,8 +6,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.evaluators.report.cli import gate_command, report_command
-from shadowtap.proxy.store import CaptureStore
 from tests.test_report_support import StoreBuilder, balanced_store, write_config
 
 LENIENT = "min_samples = 10"

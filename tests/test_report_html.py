@@ -14,24 +14,25 @@ import re
 import shutil
 import signal
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import orjson
 import pytest
 
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.report_reads import ReportReads
+from shadowtap.core.store.score_store import ScoreStore, score_id
 from shadowtap.evaluators.report.build import build_report
 from shadowtap.evaluators.report.model import GateCheck, GateVerdict
 from shadowtap.evaluators.report.render_html import render_html, word_diff
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.score_store import ScoreStore, score_id
 
 XSS = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
 XSS_ESCAPED = "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"
 ALPHA, BETA = "alpha", 'beta"><b onmouseover=alert(2)>β</b>'
 HOSTILE_TASK, HOSTILE_TAG = "<i>qa</i>", "<b>ops</b>"
 HOSTILE_ID = 'ex-6"><svg onload=alert(3)>'
-DAY_1, DAY_2 = datetime(2026, 11, 1, 9, tzinfo=timezone.utc), datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+DAY_1, DAY_2 = datetime(2026, 11, 1, 9, tzinfo=UTC), datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 # Six exchanges over two days; per exchange: primary latency, alpha's and beta's agreement with it.
 EXCHANGES = [("ex-1", DAY_1, 100.0, 1.0, 0.2), ("ex-2", DAY_1, 200.0, 0.95, 0.4), ("ex-3", DAY_1, 300.0, 0.92, 0.6),
@@ -49,8 +50,8 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1"
 def exchange_row(exchange_id: str, started: datetime, latency_ms: float, text: str, task: str) -> dict:
     return {"id": exchange_id, "started_at": started.isoformat(), "method": "POST", "path": "/v1/chat/completions",
             "endpoint": "chat.completions", "model": "gpt-4o-mini", "status": 200, "latency_ms": latency_ms,
-            "response_text": text, "task": task, "risk_tier": "high", "tags": orjson.dumps({"team": HOSTILE_TAG}).decode(),
-            "cost_usd": 0.001, "total_tokens": 100}
+            "response_text": text, "task": task, "risk_tier": "high",
+            "tags": orjson.dumps({"team": HOSTILE_TAG}).decode(), "cost_usd": 0.001, "total_tokens": 100}
 
 
 def shadow_row(exchange_id: str, candidate: str, started: datetime, latency_ms: float, text: str) -> dict:
@@ -85,7 +86,8 @@ def report(store):
         shadows += [shadow_row(exchange_id, "primary_twin", started, latency, primary_text),
                     shadow_row(exchange_id, ALPHA, started, latency * 1.5, primary_text.replace("five", "5")),
                     shadow_row(exchange_id, BETA, started, latency * 2, beta_text)]
-        scores += [score_row(exchange_id, "primary", "agreement", 0.95, "agree", {"method": "text", "baseline": "primary_twin"}),
+        scores += [score_row(exchange_id, "primary", "agreement", 0.95, "agree",
+                             {"method": "text", "baseline": "primary_twin"}),
                    score_row(exchange_id, ALPHA, "agreement", alpha_agrees, "agree", {"method": "text"}),
                    score_row(exchange_id, BETA, "agreement", beta_agrees, "disagree", {"method": "text"}),
                    score_row(exchange_id, "primary", "grounding", 1.0, "grounded", {}),
@@ -93,7 +95,8 @@ def report(store):
                    score_row(exchange_id, BETA, "grounding", 0.45, "ungrounded", {})]
     store.insert_capture(exchanges, shadows)
     ScoreStore(store).write(scores)
-    built = build_report(store.db, store="report.db", window="1d", now=datetime(2026, 11, 3, 12, tzinfo=timezone.utc))
+    built = build_report(ReportReads(store.db), store="report.db", window="1d",
+                         now=datetime(2026, 11, 3, 12, tzinfo=UTC))
     gate = GateVerdict(passed=False, failed=[f"{BETA} overall max_grounding_drop"], skipped=0, checks=[
         GateCheck(ALPHA, "overall", "max_grounding_drop", 0.1, 0.15, "<=", "pass"),
         GateCheck(BETA, "overall", "max_grounding_drop", 0.55, 0.15, "<=", "fail", "grounding dropped 0.55")])
@@ -144,8 +147,10 @@ def test_every_hostile_data_string_stays_text_in_content_and_attributes(page):
 def test_page_references_no_network_resource(page):
     assert "http://" not in page and "https://" not in page
     found = elements(page)
-    assert {"script", "link", "img", "iframe", "object", "embed", "base", "image", "use"}.isdisjoint(t for t, _ in found)
-    assert [name for _, attrs in found for name in attrs if name in ("src", "href", "xlink:href", "srcset", "action")] == []
+    assert {"script", "link", "img", "iframe", "object", "embed", "base", "image", "use"}.isdisjoint(
+        t for t, _ in found)
+    assert [name for _, attrs in found for name in attrs
+            if name in ("src", "href", "xlink:href", "srcset", "action")] == []
     assert "url(" not in page and "@import" not in page
 
 
@@ -164,7 +169,8 @@ def test_header_names_generation_time_store_selection_and_gate_verdict(page):
 
 
 def test_charts_hold_one_mark_per_datum_when_rendered(page, report):
-    assert page.count('<rect class="bar"') == EVALUATED * SOURCES * BINS == sum(len(d.counts) for d in report.distributions)
+    assert (page.count('<rect class="bar"') == EVALUATED * SOURCES * BINS
+            == sum(len(d.counts) for d in report.distributions))
     assert page.count('<path class="cdf-line"') == SOURCES
     assert page.count('class="chart trend"') == TREND_METRICS
     assert page.count('<circle class="trend-point"') == TREND_METRICS * 2 * 2     # two candidates, two days
@@ -184,7 +190,7 @@ def test_word_diff_marks_words_only_one_side_has_when_answers_differ():
 
 
 def test_empty_store_renders_a_report_that_says_there_is_nothing(store):
-    page = render_html(build_report(store.db, store="empty.db"))
+    page = render_html(build_report(ReportReads(store.db), store="empty.db"))
     assert "No candidate answered" in page and "No scores in this selection" in page
     assert "<svg" not in page
 

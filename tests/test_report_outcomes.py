@@ -10,8 +10,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.evaluators.report.cli import gate_command, report_command
-from shadowtap.proxy.store import CaptureStore
 from tests.outcomes_support import OUTCOMES_TOML, add_feedback, build_outcome_store
 from tests.test_report_support import balanced_store, write_config
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from shadowtap.core.store import CaptureStore, Store
 from shadowtap.evaluators.report.cli import report_command
-from shadowtap.proxy.store import CaptureStore
 from tests.test_report_support import StoreBuilder, balanced_store
 
 
@@ -57,7 +57,7 @@ def test_terminal_tables_fit_the_terminal_and_never_cut_a_figure_in_pieces(store
     from shadowtap.evaluators.report.render_terminal import render_terminal
     from shadowtap.evaluators.report.tables import report_tables
 
-    report = build_report(CaptureStore.open(store_path).db, store=str(store_path))
+    report = build_report(Store.open(store_path).reports, store=str(store_path))
     console = Console(width=width, record=True)
     render_terminal(report, console)
     text = console.export_text()
@@ -107,22 +107,22 @@ def test_report_exits_2_when_the_store_does_not_exist(tmp_path):
 
 
 def test_report_and_gate_are_subcommands_of_shadowtap_when_installed():
-    from shadowtap.proxy.cli import cli
+    from shadowtap.core.cli import cli
 
     result = CliRunner().invoke(cli, ["--help"])
     assert "report" in result.output and "gate" in result.output
 
 
 def test_the_report_reads_the_store_at_one_moment_while_the_proxy_keeps_writing(store_path):
-    from shadowtap.evaluators.report.source import load_input, one_snapshot
+    from shadowtap.evaluators.report.source import load_input
 
-    reader, writer = CaptureStore.open(store_path), CaptureStore.open(store_path)
-    with one_snapshot(reader.db):
-        before = load_input(reader.db)
+    reader, writer = Store.open(store_path), CaptureStore.open(store_path)
+    with reader.reports.snapshot():
+        before = load_input(reader.reports)
         StoreBuilder(writer).exchange("late", "2030-01-01T00:00:00.000000+00:00")
         StoreBuilder(writer).score("late", "primary", "grounding", 1.0)
-        during = load_input(reader.db)
-    after = load_input(reader.db)
+        during = load_input(reader.reports)
+    after = load_input(reader.reports)
     assert set(during.exchanges) == set(before.exchanges)
     assert ("late", "primary", "grounding") not in during.scores
     assert "late" in after.exchanges

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from shadowtap.proxy.store import CaptureStore
+from shadowtap.core.store import CaptureStore
 
 
 class StoreBuilder:

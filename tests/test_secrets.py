@@ -59,7 +59,7 @@ def test_client_keys_appear_nowhere_in_the_store_wal_logs_metrics_or_export(prox
     assert wal.exists() and wal.stat().st_size > 0
     assert_no_canary_in("the -wal file", wal.read_bytes())
     assert_no_canary_in("/metrics", httpx.get(f"{proxy.url}/metrics").content)
-    export = subprocess.run([sys.executable, "-m", "shadowtap.proxy.cli", "captures", "export", "--store",
+    export = subprocess.run([sys.executable, "-m", "shadowtap.core.cli", "captures", "export", "--store",
                              str(proxy.store_path)], capture_output=True, timeout=30)
     assert export.returncode == 0 and export.stdout.count(b"\n") == sent
     assert_no_canary_in("the JSONL export", export.stdout)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from shadowtap.proxy.config import CandidateConfig, ShadowConfig
+from shadowtap.core.config import CandidateConfig, ShadowConfig
 from shadowtap.proxy.exchange import new_exchange_id
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
 from shadowtap.proxy.shadow.budget import DailyBudget

@@ -191,6 +191,7 @@ def test_embeddings_are_mirrored_only_to_candidates_that_list_them(proxy_factory
     assert (through.status_code, through.content) == (direct.status_code, direct.content)
     by_candidate = {row["candidate"]: row for row in wait_for_shadows(proxy.store_path, 2)}
     embedded, skipped = by_candidate["embedder"], by_candidate["chatter"]
-    assert (embedded["outcome"], embedded["model"], embedded["is_stream"]) == ("ok", "openai/fake-embedder", 0), (embedded["error_class"], embedded["error_message"])
+    assert (embedded["outcome"], embedded["model"], embedded["is_stream"]) == ("ok", "openai/fake-embedder", 0), (
+        embedded["error_class"], embedded["error_message"])
     assert embedded["prompt_tokens"] and embedded["latency_ms"] is not None and embedded["response_text"] is None
     assert (skipped["outcome"], skipped["skip_reason"]) == ("skipped", "ineligible")

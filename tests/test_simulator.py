@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from shadowtap.proxy.errors import ConfigError
+from shadowtap.core.errors import ConfigError
 from shadowtap.proxy.simulator import SimulatorSettings, create_simulator_app, running_simulator
 from shadowtap.proxy.simulator.__main__ import main as simulator_cli
 

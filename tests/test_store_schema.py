@@ -2,8 +2,8 @@
 
 import sqlite3
 
-from shadowtap.proxy.store import CaptureStore
-from shadowtap.proxy.store.migrations import migrations
+from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.migrations import migrations
 
 EXCHANGE_COLUMNS = [
     "id", "started_at", "method", "path", "query", "endpoint", "model", "response_model", "is_stream",

@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from shadowtap.proxy.terminal_tables import print_table
+from shadowtap.core.terminal_tables import print_table
 
 COLUMNS = ("id", "started at", "endpoint", "status", "latency ms", "flags")
 ROWS = [["01m84cgkqk09n5pahjatyw6kxa", "2026-11-23T14:21:14.867", "chat.completions", "200", "0.4", ""],

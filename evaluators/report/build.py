@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from shadowtap.core.config import OutcomesConfig
+from shadowtap.core.store.report_reads import ReportReads
 from shadowtap.evaluators.report.figures import key_figures
 from shadowtap.evaluators.report.model import (
-    SCHEMA_VERSION, CandidateReport, CategoryReport, Disagreement, HeatmapCell, LatencySamples, ReportData,
-    ScoreDistribution, TrendPoint,
+    SCHEMA_VERSION,
+    CandidateReport,
+    CategoryReport,
+    Disagreement,
+    HeatmapCell,
+    LatencySamples,
+    ReportData,
+    ScoreDistribution,
+    TrendPoint,
 )
 from shadowtap.evaluators.report.outcomes_build import OUTCOME_METHODS, build_outcomes
 from shadowtap.evaluators.report.source import (
-    PRIMARY, REPORT_EVALUATORS, ReportInput, categories_of, load_feedback, load_input, one_snapshot,
+    PRIMARY,
+    REPORT_EVALUATORS,
+    ReportInput,
+    categories_of,
+    load_feedback,
+    load_input,
 )
 from shadowtap.evaluators.report.stats import thin
-from shadowtap.proxy.config import OutcomesConfig
 
 LATENCY_SAMPLE_CAP = 2000
 WORST_PER_CANDIDATE = 20
 DEFAULT_WINDOW = "1d"
 _WINDOW_RE = re.compile(r"^(\d+)([mhdw])$")
 _WINDOW_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 METHODS = {
     "samples": "answered shadow calls (outcome ok) in the slice",
@@ -65,12 +78,12 @@ def parse_window(text: str) -> timedelta:
     return timedelta(**{_WINDOW_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def build_report(db, *, store: str, since: str | None = None, until: str | None = None, window: str | None = None,
-                 candidate: str | None = None, now: datetime | None = None,
+def build_report(reads: ReportReads, *, store: str, since: str | None = None, until: str | None = None,
+                 window: str | None = None, candidate: str | None = None, now: datetime | None = None,
                  outcomes: OutcomesConfig | None = None) -> ReportData:
-    with one_snapshot(db):
-        data = load_input(db, since=since, until=until)
-        feedback = load_feedback(db, since=since, until=until)
+    with reads.snapshot():
+        data = load_input(reads, since=since, until=until)
+        feedback = load_feedback(reads, since=since, until=until)
     names = [name for name in data.candidates if candidate is None or name == candidate]
     if candidate is not None and candidate not in names:
         names = [candidate]  # a report of nothing is still a report: zero samples, which the gate fails
@@ -78,7 +91,7 @@ def build_report(db, *, store: str, since: str | None = None, until: str | None 
     reports = [candidate_report(data, name) for name in names]
     return ReportData(
         schema_version=SCHEMA_VERSION,
-        generated_at=(now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
         store=store, since=since, until=until, window=window or DEFAULT_WINDOW, exchanges=len(data.exchanges),
         candidates=reports,
         trends=[point for name in names for point in trends(data, name, step)],

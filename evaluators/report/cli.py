@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import orjson
 
-from shadowtap.proxy.captures_cli import parse_time
-from shadowtap.proxy.cli_common import fail_usage, load_config_or_exit
-from shadowtap.proxy.errors import StoreError
+from shadowtap.core.captures_cli import time_option
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.errors import StoreError
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: [gate] thresholds, and the store unless --store is given.")
@@ -93,9 +93,9 @@ def gate_command(config_path, store_path, since, until, candidate, as_json) -> N
 
 
 def _build(config_path, store_path, since, until, candidate, window, with_gate):
+    from shadowtap.core.store import Store
     from shadowtap.evaluators.report.build import build_report, parse_window
     from shadowtap.evaluators.report.gate import evaluate_gate
-    from shadowtap.proxy.store import CaptureStore
 
     config = load_config_or_exit(config_path)
     if window is not None:
@@ -103,16 +103,16 @@ def _build(config_path, store_path, since, until, candidate, window, with_gate):
             parse_window(window)
         except ValueError as exc:
             fail_usage(f"--window: {exc}")
-    since, until = parse_time(since, "--since"), parse_time(until, "--until")
+    since, until = time_option(since, "--since"), time_option(until, "--until")
     path = store_path or config.store.path
     if path != ":memory:" and not Path(path).exists():
         fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")
     try:
-        store = CaptureStore.open(path)
+        store = Store.open(path)
     except StoreError as exc:
         fail_usage(str(exc))
     try:
-        report = build_report(store.db, store=path, since=since, until=until, window=window, candidate=candidate,
+        report = build_report(store.reports, store=path, since=since, until=until, window=window, candidate=candidate,
                               outcomes=config.outcomes)
     finally:
         store.close()

@@ -11,11 +11,24 @@ from collections import Counter
 from collections.abc import Collection
 
 from shadowtap.evaluators.report.model import (
-    AgreementFigures, CallCounts, CostFigures, Finding, KeyFigures, LatencyFigures, PairedMean, Rate,
+    AgreementFigures,
+    CallCounts,
+    CostFigures,
+    Finding,
+    KeyFigures,
+    LatencyFigures,
+    PairedMean,
+    Rate,
 )
 from shadowtap.evaluators.report.source import PRIMARY, ReportInput
 from shadowtap.evaluators.report.stats import (
-    DIFFERENCE_RANGE, SCORE_RANGE, mean_interval, percentile, ratio, two_proportion_z, wilson,
+    DIFFERENCE_RANGE,
+    SCORE_RANGE,
+    mean_interval,
+    percentile,
+    ratio,
+    two_proportion_z,
+    wilson,
 )
 
 AGREE_AT = 0.9          # evaluators.agreement's "agree" threshold: below it an answer "differs"

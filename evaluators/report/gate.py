@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shadowtap.evaluators.report.model import CandidateReport, GateCheck, GateVerdict, KeyFigures, OutcomesReport, ReportData
-from shadowtap.proxy.config import GateConfig
-from shadowtap.proxy.config.gate import OUTCOME_CHECKS_OFF
+from shadowtap.core.config import GateConfig
+from shadowtap.core.config.gate import OUTCOME_CHECKS_OFF
+from shadowtap.evaluators.report.model import (
+    CandidateReport,
+    GateCheck,
+    GateVerdict,
+    KeyFigures,
+    OutcomesReport,
+    ReportData,
+)
 
 # Figures equal to a threshold pass; this absorbs float noise such as 0.1 + 0.2 > 0.3.
 _EPSILON = 1e-9

@@ -8,16 +8,20 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from shadowtap.evaluators.outcomes.completion import outcome_figures
-from shadowtap.evaluators.outcomes.kappa import Kappa, agreement_method, falling, kappa_of
-from shadowtap.evaluators.outcomes.resolution import ExchangeOutcome, resolve_outcomes
-from shadowtap.evaluators.outcomes.validity import evaluator_validity
-from shadowtap.evaluators.outcomes.windows import window_end, window_start
+from shadowtap.core.config import OutcomesConfig
 from shadowtap.evaluators.report.model import (
-    KappaWindow, OutcomeCategory, OutcomesReport, OutcomeTrendPoint, ReviewerAgreement,
+    KappaWindow,
+    OutcomeCategory,
+    OutcomesReport,
+    OutcomeTrendPoint,
+    ReviewerAgreement,
 )
+from shadowtap.evaluators.report.outcomes.completion import outcome_figures
+from shadowtap.evaluators.report.outcomes.kappa import Kappa, agreement_method, falling, kappa_of
+from shadowtap.evaluators.report.outcomes.resolution import ExchangeOutcome, resolve_outcomes
+from shadowtap.evaluators.report.outcomes.validity import evaluator_validity
+from shadowtap.evaluators.report.outcomes.windows import window_end, window_start
 from shadowtap.evaluators.report.source import FeedbackInput
-from shadowtap.proxy.config import OutcomesConfig
 
 OUTCOME_METHODS = {
     "outcomes: which feedback counts": "each reviewer's latest row (by at; rows without a reviewer count as one, "

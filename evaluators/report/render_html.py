@@ -15,8 +15,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from shadowtap.evaluators.report.html_assets import (CANDIDATE_COLOURS, HEAT_SCALE, PRIMARY_COLOUR, heat_colour, html_page,
-                                           ticks)
+from shadowtap.evaluators.report.html_assets import (
+    CANDIDATE_COLOURS,
+    HEAT_SCALE,
+    PRIMARY_COLOUR,
+    heat_colour,
+    html_page,
+    ticks,
+)
 
 PRIMARY = "primary"
 _TOKEN_RE = re.compile(r"^\s+|\S+\s*")      # words carry their trailing space, so lone spaces never "match"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from shadowtap.core.terminal_tables import STATUS_STYLE, print_table
 from shadowtap.evaluators.report.model import GateVerdict, ReportData
 from shadowtap.evaluators.report.outcome_tables import outcome_tables, outcomes_note
 from shadowtap.evaluators.report.tables import TextTable, report_tables
-from shadowtap.proxy.terminal_tables import STATUS_STYLE, print_table
 
 
 def _print_table(console: Console, table: TextTable) -> None:

@@ -1,22 +1,15 @@
-"""Reads what a report needs from the capture store, in three read-only queries, into plain records.
-
-The store classes have no range query for every shadow row (skips included) or for scores
-joined to a time range, so this module holds the report's read SQL; it never writes.
-"""
+"""What a report needs from the store (its range reads, `ReportReads`), as plain records."""
 
 from __future__ import annotations
 
-import contextlib
-
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from shadowtap.proxy.store.capture_store import ExchangeFilter
+from shadowtap.core.store.report_reads import ReportReads
 
 # Evaluators the report reads; others are ignored.
 REPORT_EVALUATORS = ("agreement", "faithfulness", "grounding", "freshness", "contract", "refusal")
@@ -53,39 +46,17 @@ class ReportInput:
         return sorted(name for name in self.shadows if name != TWIN)
 
 
-@contextlib.contextmanager
-def one_snapshot(db) -> Iterator[None]:
-    """Every read inside sees the store at one moment. The proxy keeps writing while a report runs;
-    without this, a score or shadow committed between two reads would point at an exchange the
-    first read never saw. The transaction is only as long as the reads (seconds, not the render)."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("begin")
-    try:
-        yield
-    finally:
-        db.conn.execute("commit")
-
-
-def load_input(db, *, since: str | None = None, until: str | None = None) -> ReportInput:
+def load_input(reads: ReportReads, *, since: str | None = None, until: str | None = None) -> ReportInput:
     """Everything the report reads for exchanges with since <= started_at < until."""
-    clause, params = ExchangeFilter(since=since, until=until).where()
     data = ReportInput()
-    for row in db.query(f"select {', '.join(_EXCHANGE_COLUMNS)} from exchanges where {clause} "
-                        "order by started_at, id", params):
+    for row in reads.exchanges(_EXCHANGE_COLUMNS, since=since, until=until):
         row["tags"] = _parse_tags(row["tags"])
         row["started_dt"] = parse_started_at(row["started_at"])
         data.exchanges[row["id"]] = row
-    scope = f"select id from exchanges where {clause}"
-    for row in db.query(f"select {', '.join(_SHADOW_COLUMNS)} from shadows where exchange_id in ({scope}) "
-                        "order by started_at, exchange_id", params):
+    for row in reads.shadows(_SHADOW_COLUMNS, since=since, until=until):
         data.shadows[row["candidate"]].append(row)
-    evaluators = orjson.dumps(list(REPORT_EVALUATORS)).decode()
-    for exchange_id, source, evaluator, value, label, details in db.execute(
-            "select exchange_id, source, evaluator, value, label, details from scores "
-            f"where outcome = 'score' and value is not null and exchange_id in ({scope}) "
-            "and evaluator in (select value from json_each(:evaluators))", {**params, "evaluators": evaluators}):
+    for exchange_id, source, evaluator, value, label, details in reads.scores(REPORT_EVALUATORS, since=since,
+                                                                               until=until):
         # Only agreement's details are read (method, baseline); skip parsing the rest.
         parsed = orjson.loads(details) if details and evaluator == "agreement" else {}
         data.scores[exchange_id, source, evaluator] = ScoreValue(float(value), label, parsed)
@@ -94,7 +65,7 @@ def load_input(db, *, since: str | None = None, until: str | None = None) -> Rep
 
 def parse_started_at(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parse_tags(text: str | None) -> dict[str, str]:
@@ -127,17 +98,9 @@ class FeedbackInput:
     primary_scores: dict[str, dict[str, float]] = field(default_factory=dict)   # exchange -> evaluator -> value
 
 
-def load_feedback(db, *, since: str | None = None, until: str | None = None) -> FeedbackInput:
+def load_feedback(reads: ReportReads, *, since: str | None = None, until: str | None = None) -> FeedbackInput:
     """Outcome feedback for exchanges with since <= started_at < until (by the exchange's time, not the feedback's)."""
-    data = FeedbackInput()
-    if not db["feedback"].exists():
-        return data
-    clause, params = ExchangeFilter(since=since, until=until).where()
-    scope = f"select exchange_id from feedback where exchange_id in (select id from exchanges where {clause})"
-    data.rows = list(db.query(f"select {', '.join(_FEEDBACK_COLUMNS)} from feedback where exchange_id in ({scope}) "
-                              "order by at, received_at, id", params))
-    for exchange_id, evaluator, value in db.execute(
-            "select exchange_id, evaluator, value from scores where source = :primary and outcome = 'score' "
-            f"and value is not null and exchange_id in ({scope})", {**params, "primary": PRIMARY}):
+    data = FeedbackInput(rows=reads.feedback(_FEEDBACK_COLUMNS, since=since, until=until))
+    for exchange_id, evaluator, value in reads.source_scores_of_reviewed(PRIMARY, since=since, until=until):
         data.primary_scores.setdefault(exchange_id, {})[evaluator] = float(value)
     return data

@@ -69,7 +69,8 @@ def operations_cells(figures: KeyFigures) -> list[str]:
     skipped = ", ".join(f"{reason} {count}" for reason, count in calls.skipped.items())
     per_1k = NONE if cost.candidate_per_1k_usd is None else f"${cost.candidate_per_1k_usd:.4f}"
     return [str(calls.made), skipped, percent(calls.error_rate), percent(calls.timeout_rate), times(latency.p50_ratio),
-            times(latency.p95_ratio), times(latency.ttft_p50_ratio), per_1k, times(cost.ratio), times(cost.tokens_ratio)]
+            times(latency.p95_ratio), times(latency.ttft_p50_ratio), per_1k, times(cost.ratio),
+            times(cost.tokens_ratio)]
 
 
 def report_tables(report: ReportData) -> list[TextTable]:
@@ -104,7 +105,8 @@ def report_tables(report: ReportData) -> list[TextTable]:
 
 
 def gate_table(verdict: GateVerdict) -> TextTable:
-    rows = [[check.candidate, check.scope, check.check, number(check.figure, 4), f"{check.comparison} {check.threshold:g}",
-             check.status.upper(), check.reason or ""] for check in verdict.checks]
+    rows = [[check.candidate, check.scope, check.check, number(check.figure, 4),
+             f"{check.comparison} {check.threshold:g}", check.status.upper(), check.reason or ""]
+            for check in verdict.checks]
     return TextTable("gate: " + ("PASSED" if verdict.passed else "FAILED"),
                      ["candidate", "scope", "check", "figure", "threshold", "result", "note"], rows)

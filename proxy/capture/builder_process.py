@@ -19,9 +19,9 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRowBuilder, CaptureRows
-from shadowtap.proxy.capture.redaction import Redactor
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.process_names import CAPTURE_BUILDER, name_this_process
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
+from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.assemble import assemble_response, endpoint_for_path
 from shadowtap.proxy.capture.decoding import decode_chunks
 from shadowtap.proxy.capture.pricing import PriceTable
-from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.capture.shadow_rows import skip_row
 from shadowtap.proxy.exchange import RawExchange
-from shadowtap.proxy.shadow.rows import skip_row
 from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
 
 # Longer than any card number or phone number the redactor recognises.
@@ -51,7 +51,7 @@ def _ms(start: float, end: float | None) -> float | None:
 
 
 def _iso(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="microseconds")
 
 
 class CaptureRowBuilder:
@@ -130,7 +130,8 @@ class CaptureRowBuilder:
 
     def _response_fields(self, raw: RawExchange, endpoint: str, request_model: str | None) -> dict:
         fields: dict = {
-            "response_headers": orjson.dumps(self._redactor.redact_json(safe_header_dict(raw.response_headers))).decode(),
+            "response_headers": orjson.dumps(
+                self._redactor.redact_json(safe_header_dict(raw.response_headers))).decode(),
             "stream_incomplete": 0,
             "response_unparseable": 0,
         }

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.capture.assemble import endpoint_for_path
 from shadowtap.proxy.capture.builder_process import BuildFailure
 from shadowtap.proxy.capture.record import CAPTURED_ENDPOINTS, CaptureRows
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.store import CaptureStore
 
 log = logging.getLogger("shadowtap.capture")
 

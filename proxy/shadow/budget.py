@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_day(moment: datetime | None = None) -> str:
-    return (moment or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
 class DailyBudget:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from shadowtap.proxy.config import CandidateConfig
-from shadowtap.proxy.secrets import scrub_secrets
+from shadowtap.core.config import CandidateConfig
+from shadowtap.core.secrets import scrub_secrets
 
 # Copied from the request when present; everything else (user, metadata, store...) stays behind.
 _PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",

@@ -7,8 +7,8 @@ once a second and are served on /metrics.
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shadowtap.proxy.config import ShadowtapConfig
+from shadowtap.core.config import ShadowtapConfig
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.shadow.handoff import JobSender, job_channel

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shadowtap.core.config import CandidateConfig, ShadowConfig
 from shadowtap.proxy.capture.assemble import endpoint_for_path
-from shadowtap.proxy.config import CandidateConfig, ShadowConfig
 from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value
 from shadowtap.proxy.shadow.sampling import is_sampled
 

@@ -19,23 +19,23 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.logs import configure_logging
+from shadowtap.core.redaction import Redactor
+from shadowtap.core.secrets import configured_secrets
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.capture.builder_process import InProcessBuilder
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRows
-from shadowtap.proxy.capture.redaction import Redactor
+from shadowtap.proxy.capture.shadow_rows import shadow_row, skip_row
 from shadowtap.proxy.capture.writer import CaptureWriter
-from shadowtap.proxy.process_names import SHADOW_WORKER, name_this_process
-from shadowtap.proxy.config import ShadowtapConfig
-from shadowtap.proxy.logs import configure_logging
-from shadowtap.proxy.secrets import configured_secrets
 from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.process_names import SHADOW_WORKER, name_this_process
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
 from shadowtap.proxy.shadow.budget import DailyBudget, utc_day
 from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_chat, call_embedding, configure_litellm
 from shadowtap.proxy.shadow.handoff import receive_jobs
 from shadowtap.proxy.shadow.planning import TWIN, ShadowJob
-from shadowtap.proxy.shadow.rows import shadow_row, skip_row
-from shadowtap.proxy.store import CaptureStore
 
 log = logging.getLogger("shadowtap.shadow")
 

@@ -2,7 +2,8 @@
 
 import argparse
 
-from ..errors import ConfigError
+from shadowtap.core.errors import ConfigError
+
 from .server import SimulatorSettings, run_simulator
 
 

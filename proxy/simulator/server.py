@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import orjson
 import uvicorn
 
-from ..errors import ConfigError
+from shadowtap.core.errors import ConfigError
+
 from . import answers, personas
 from .answers import InvalidRequest
 from .delivery import ClientWatch, SimulatedDisconnect, body_writes, deliver, stream_writes

@@ -1,0 +1,79 @@
+"""Config sections for shadow mirroring: [shadow] and [[candidates]]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shadowtap.core.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
+from shadowtap.core.errors import ConfigError
+
+# What the shadow worker can mirror; requests to other endpoints are recorded as ineligible.
+# Embeddings only when a candidate lists them (the default is chat completions alone).
+ENDPOINTS = ("chat.completions", "embeddings")
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    name: str
+    model: str                        # litellm model string: openai/…, anthropic/…, hosted_vllm/…
+    api_base: str = ""
+    api_key_env: str = ""
+    enabled: bool = True
+    sample_rate: float = 1.0
+    endpoints: list[str] = field(default_factory=lambda: ["chat.completions"])
+    tags: list[str] = field(default_factory=list)      # NAME=VALUE; empty: any
+    models: list[str] = field(default_factory=list)    # primary models to mirror; empty: any
+    max_concurrency: int = 4
+    timeout_s: float = 60.0
+    max_tokens: int = 1024
+    daily_budget_usd: float = 1.0
+    system_prompt: str = ""           # replaces the request's system message when set
+    params: dict = field(default_factory=dict)         # request overrides, e.g. {temperature = 0}
+    allow_private_network: bool = False
+
+    def validate(self) -> None:
+        key = f"[[candidates]] {self.name!r}"
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"[[candidates]] name = {self.name!r}: expected letters, digits, - or _")
+        if self.name == "primary_twin" or self.name == "primary":
+            raise ConfigError(f"[[candidates]] name = {self.name!r}: reserved; choose another name")
+        if "/" not in self.model:
+            raise ConfigError(f"{key} model = {self.model!r}: expected a litellm model string "
+                              "with a provider, such as 'openai/gpt-4o-mini'")
+        if self.api_base:
+            check_http_url(f"{key} api_base", self.api_base)
+            check_not_link_local(f"{key} api_base", self.api_base, self.allow_private_network)
+        check_env_name(f"{key} api_key_env", self.api_key_env)
+        check_range(f"{key} sample_rate", self.sample_rate, 0, 1)
+        for endpoint in self.endpoints:
+            if endpoint not in ENDPOINTS:
+                raise ConfigError(f"{key} endpoints: {endpoint!r} cannot be mirrored yet; accepted: "
+                                  f"{', '.join(ENDPOINTS)}")
+        for tag in self.tags:
+            if "=" not in tag:
+                raise ConfigError(f"{key} tags: {tag!r}: expected NAME=VALUE")
+        check_range(f"{key} max_concurrency", self.max_concurrency, 1, 1024)
+        check_range(f"{key} timeout_s", self.timeout_s, 0.1)
+        check_range(f"{key} max_tokens", self.max_tokens, 1)
+        check_range(f"{key} daily_budget_usd", self.daily_budget_usd, 0)
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    queue_size: int = 1000            # shadow requests waiting for the shadow worker
+    breaker_failures: int = 5         # consecutive failures that open a candidate's breaker
+    breaker_cooldown_s: float = 30.0  # then one trial call (half-open)
+    grace_period_s: float = 10.0      # on shutdown, time for in-flight shadows; the rest are "cancelled"
+    primary_twin_rate: float = 0.0    # share of requests also re-sent to the primary (noise floor)
+    primary_twin_key_env: str = ""    # the proxy's own key for twin calls (never the client's)
+    primary_twin_models: list[str] = field(default_factory=list)  # models to twin; empty: any
+    worker_nice: int = 10             # the shadow worker's scheduling niceness: live requests win the CPU
+
+    def validate(self) -> None:
+        check_range("[shadow] queue_size", self.queue_size, 1)
+        check_range("[shadow] breaker_failures", self.breaker_failures, 1)
+        check_range("[shadow] breaker_cooldown_s", self.breaker_cooldown_s, 0)
+        check_range("[shadow] grace_period_s", self.grace_period_s, 0)
+        check_range("[shadow] primary_twin_rate", self.primary_twin_rate, 0, 1)
+        check_range("[shadow] worker_nice", self.worker_nice, 0, 19)
+        check_env_name("[shadow] primary_twin_key_env", self.primary_twin_key_env)

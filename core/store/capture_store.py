@@ -1,0 +1,165 @@
+"""CaptureStore: the only code that runs SQL against the capture database."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from shadowtap.core.errors import StoreError
+from shadowtap.core.store.migrations import migrations
+
+# Once a checkpoint restarts the WAL, its file is cut back to this size. SQLite checkpoints every
+# 1,000 pages (about 4 MiB), so a WAL past this size has been held open by a long reader.
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+# Columns a `captures list` row shows; `show` and `export` read every column.
+LIST_COLUMNS = (
+    "id", "started_at", "endpoint", "model", "is_stream", "status", "latency_ms",
+    "ttft_ms", "total_tokens", "cost_usd", "tags",
+    "client_disconnected", "stream_incomplete", "request_unparseable",
+)
+
+
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """What `captures list` and `captures export` can select on; every field is optional."""
+
+    since: str | None = None        # ISO timestamp, inclusive
+    until: str | None = None        # ISO timestamp, exclusive
+    endpoint: str | None = None
+    model: str | None = None
+    status: int | None = None
+    tag: tuple[str, str] | None = None  # (name, value)
+    limit: int | None = None
+
+    def where(self) -> tuple[str, dict]:
+        clauses, params = [], {}
+        if self.since:
+            clauses.append("started_at >= :since")
+            params["since"] = self.since
+        if self.until:
+            clauses.append("started_at < :until")
+            params["until"] = self.until
+        if self.endpoint:
+            clauses.append("endpoint = :endpoint")
+            params["endpoint"] = self.endpoint
+        if self.model:
+            clauses.append("model = :model")
+            params["model"] = self.model
+        if self.status is not None:
+            clauses.append("status = :status")
+            params["status"] = self.status
+        if self.tag:
+            clauses.append("json_extract(tags, '$.' || :tag_name) = :tag_value")
+            params["tag_name"], params["tag_value"] = self.tag
+        return (" and ".join(clauses) or "1"), params
+
+
+class CaptureStore:
+    """A SQLite capture store in WAL mode, migrated to the current schema when opened."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000,
+             wal_size_limit_bytes: int = WAL_SIZE_LIMIT_BYTES) -> CaptureStore:
+        path = str(path)
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot open capture store {path!r}: directory {str(parent)!r} does not exist")
+        try:
+            db = Database(path)
+            # Writers from other processes (the shadow worker, other uvicorn workers) wait this long
+            # for the write lock instead of failing with "database is locked".
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if path != ":memory:":
+                db.enable_wal()
+            # NORMAL in WAL mode: a power loss can lose the last committed batches, never corrupt.
+            db.execute("PRAGMA synchronous = NORMAL")
+            # A long reader stops checkpoints from reaching the end of the WAL, so it grows; once the
+            # reader is gone the next checkpoint restarts it and this cuts the file back down.
+            db.execute(f"PRAGMA journal_size_limit = {int(wal_size_limit_bytes)}")
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open capture store {path!r}: {exc}") from None
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def client_key_salt(self) -> bytes:
+        row = self.db.execute("select value from store_meta where key = 'client_key_salt'").fetchone()
+        return bytes.fromhex(row[0])
+
+    def insert_exchanges(self, rows: Sequence[dict]) -> None:
+        self.insert_capture(rows, ())
+
+    def insert_capture(self, exchanges: Sequence[dict], shadows: Sequence[dict]) -> None:
+        """Insert a batch in one transaction: all rows land or none do. A shadow row replaces an
+        earlier one for the same (exchange, candidate), so a late answer supersedes a placeholder."""
+        with self._write_transaction():
+            if exchanges:
+                self.db["exchanges"].insert_all(exchanges, batch_size=len(exchanges))
+            if shadows:
+                self.db["shadows"].insert_all(shadows, batch_size=len(shadows), replace=True)
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE takes the write lock up front, waiting up to busy_timeout for another
+        writer. A deferred transaction that reads first can instead fail at once with "database is
+        locked" when another process committed in between, whatever the timeout."""
+        if self.db.conn.in_transaction:  # a caller's own transaction: join it
+            with self.db.atomic():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def shadow_spend_today(self, day: str) -> dict[str, float]:
+        """Candidate -> US dollars spent on shadow calls started on `day` (YYYY-MM-DD, UTC)."""
+        rows = self.db.execute(
+            "select candidate, coalesce(sum(cost_usd), 0) from shadows where started_at >= ? and started_at < ?"
+            " group by candidate", [day, day + "T99"]).fetchall()
+        return {candidate: spent for candidate, spent in rows}
+
+    def count_exchanges(self, where: ExchangeFilter | None = None) -> int:
+        clause, params = (where or ExchangeFilter()).where()
+        return self.db.execute(f"select count(*) from exchanges where {clause}", params).fetchone()[0]
+
+    def list_exchanges(self, where: ExchangeFilter | None = None, columns: Sequence[str] = LIST_COLUMNS) -> list[dict]:
+        where = where or ExchangeFilter()
+        clause, params = where.where()
+        sql = f"select {', '.join(columns)} from exchanges where {clause} order by started_at desc, id desc"
+        if where.limit:
+            sql += f" limit {int(where.limit)}"
+        return list(self.db.query(sql, params))
+
+    def iter_exchanges(self, where: ExchangeFilter | None = None) -> Iterator[dict]:
+        where = where or ExchangeFilter()
+        clause, params = where.where()
+        sql = f"select * from exchanges where {clause} order by started_at, id"
+        if where.limit:
+            sql += f" limit {int(where.limit)}"
+        yield from self.db.query(sql, params)
+
+    def get_exchange(self, exchange_id: str) -> dict | None:
+        rows = list(self.db.query("select * from exchanges where id = ?", [exchange_id]))
+        if rows:
+            return rows[0]
+        # Let people paste a unique prefix of a long id.
+        rows = list(self.db.query("select * from exchanges where id like ? limit 2", [exchange_id + "%"]))
+        return rows[0] if len(rows) == 1 else None

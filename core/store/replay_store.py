@@ -1,0 +1,165 @@
+"""ReplayStore: the only SQL for replay runs, their results, and choosing exchanges to replay."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlite_utils import Database
+
+from shadowtap.core.errors import StoreError
+
+RESULT_COLUMNS = ("id", "run_id", "exchange_id", "repetition", "perturbation", "outcome", "started_at", "latency_ms",
+                  "response_text", "response_tool_calls", "finish_reason", "prompt_tokens", "completion_tokens",
+                  "total_tokens", "cost_usd", "error", "passed", "pass_value", "diff")
+_INSERT_RESULT = (f"insert or replace into replay_results ({', '.join(RESULT_COLUMNS)}) "
+                  f"values ({', '.join('?' for _ in RESULT_COLUMNS)})")
+
+# Outcome flags an exchange can be selected on: column -> SQL that is true when the flag is set.
+FLAG_COLUMNS = {
+    "client_disconnected": "client_disconnected = 1",
+    "stream_incomplete": "stream_incomplete = 1",
+    "request_unparseable": "request_unparseable = 1",
+    "response_unparseable": "response_unparseable = 1",
+    "capture_truncated": "capture_truncated = 1",
+    "upstream_error": "upstream_error is not null",
+}
+COMPARISONS = ("<=", ">=", "!=", "<", ">", "=")
+# A result row with this repetition records a paraphrase-writer call, not a replay of the exchange.
+PARAPHRASE_WRITER_REPETITION = -1
+
+
+@dataclass(frozen=True)
+class ScoreCondition:
+    """`evaluator op value`, tested against the primary's latest score from that evaluator."""
+
+    evaluator: str
+    op: str
+    value: float
+
+
+@dataclass(frozen=True)
+class ExchangeQuery:
+    """Filters on captured exchanges; every field is optional and they all must hold."""
+
+    ids: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    status: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    flags: tuple[str, ...] = ()
+    scores: tuple[ScoreCondition, ...] = field(default=())
+
+    def where(self) -> tuple[str, dict]:
+        clauses, params = [], {}
+        if self.ids:
+            clauses.append("id in (select value from json_each(:ids))")
+            params["ids"] = orjson.dumps(list(self.ids)).decode()
+        for column, op, value in (("started_at", ">=", self.since), ("started_at", "<", self.until),
+                                  ("endpoint", "=", self.endpoint), ("model", "=", self.model),
+                                  ("status", "=", self.status)):
+            if value is not None:
+                name = f"p_{column}_{len(params)}"
+                clauses.append(f"{column} {op} :{name}")
+                params[name] = value
+        for index, (tag, value) in enumerate(self.tags):
+            clauses.append(f"json_extract(tags, '$.' || :tag_name{index}) = :tag_value{index}")
+            params[f"tag_name{index}"], params[f"tag_value{index}"] = tag, value
+        for flag in self.flags:
+            clauses.append(FLAG_COLUMNS[flag])
+        for index, condition in enumerate(self.scores):
+            if condition.op not in COMPARISONS:
+                raise ValueError(f"comparison {condition.op!r}: expected one of {', '.join(COMPARISONS)}")
+            clauses.append(f"exists (select 1 from scores s where s.exchange_id = exchanges.id and s.source = 'primary'"
+                           f" and s.evaluator = :score_ev{index} and s.outcome = 'score'"
+                           f" and s.value {condition.op} :score_value{index})")
+            params[f"score_ev{index}"], params[f"score_value{index}"] = condition.evaluator, condition.value
+        return (" and ".join(clauses) or "1"), params
+
+
+class ReplayStore:
+    """Reads exchanges to replay and writes replay runs and results, over a CaptureStore's database."""
+
+    def __init__(self, store_or_db: object) -> None:
+        db = getattr(store_or_db, "db", store_or_db)
+        if not isinstance(db, Database):
+            raise TypeError(f"ReplayStore needs a CaptureStore or a sqlite_utils Database, got {type(db).__name__}")
+        self.db = db
+
+    # -- exchanges ----------------------------------------------------------------------------
+
+    def select_exchanges(self, query: ExchangeQuery) -> list[dict]:
+        """id, started_at, endpoint, model, token counts and cost of matching exchanges, oldest first."""
+        clause, params = query.where()
+        return list(self.db.query(
+            "select id, started_at, endpoint, model, prompt_tokens, completion_tokens, cost_usd from exchanges "
+            f"where {clause} order by started_at, id", params))
+
+    def exchanges(self, exchange_ids: Sequence[str]) -> list[dict]:
+        """Full rows for these ids, in the order given (ids the store lacks are left out)."""
+        rows = {row["id"]: row for row in self.db.query(
+            "select * from exchanges where id in (select value from json_each(:ids))",
+            {"ids": orjson.dumps(list(exchange_ids)).decode()})}
+        return [rows[exchange_id] for exchange_id in exchange_ids if exchange_id in rows]
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(self, row: dict) -> None:
+        self._write(lambda: self.db["replay_runs"].insert(row), "create replay run")
+
+    def get_run(self, run_id: str) -> dict | None:
+        rows = list(self.db.query("select * from replay_runs where id = ?", [run_id]))
+        if not rows:  # a unique prefix is enough, as for exchanges
+            rows = list(self.db.query("select * from replay_runs where id like ? limit 2", [run_id + "%"]))
+            if len(rows) != 1:
+                return None
+        row = rows[0]
+        for column in ("selection", "target", "config"):
+            row[column] = orjson.loads(row[column]) if row[column] else {}
+        return row
+
+    def finish_run(self, run_id: str, status: str, finished_at: str | None) -> None:
+        self._write(lambda: self.db.execute("update replay_runs set status = ?, finished_at = ? where id = ?",
+                                            [status, finished_at, run_id]), "update replay run")
+
+    # -- results ------------------------------------------------------------------------------
+
+    def done_result_ids(self, run_id: str) -> set[str]:
+        return {row[0] for row in self.db.execute("select id from replay_results where run_id = ?", [run_id])}
+
+    def spent_usd(self, run_id: str) -> float:
+        return self.db.execute("select coalesce(sum(cost_usd), 0) from replay_results where run_id = ?",
+                               [run_id]).fetchone()[0]
+
+    def write_results(self, rows: Sequence[dict]) -> None:
+        """Insert a batch in one transaction: all land or none do."""
+        if rows:
+            self._write(lambda: self.db.conn.executemany(
+                _INSERT_RESULT, [[row.get(column) for column in RESULT_COLUMNS] for row in rows]),
+                f"write {len(rows)} replay results")
+
+    def results(self, run_id: str) -> list[dict]:
+        """Every replayed result of the run, `diff` and `response_tool_calls` parsed, by exchange then
+        repetition (the rows that record a paraphrase being written are left to `paraphrase_rows`)."""
+        rows = self.db.query("select * from replay_results where run_id = ? and repetition >= 0 "
+                             "order by exchange_id, coalesce(perturbation, ''), repetition", [run_id])
+        return [{**row, "diff": orjson.loads(row["diff"]) if row["diff"] else None,
+                 "response_tool_calls": orjson.loads(row["response_tool_calls"]) if row["response_tool_calls"]
+                 else None} for row in rows]
+
+    def paraphrase_rows(self, run_id: str) -> list[dict]:
+        """The run's paraphrase-writer calls (repetition PARAPHRASE_WRITER_REPETITION): the text each wrote
+        is its `response_text`, its perturbation names the paraphrase."""
+        return list(self.db.query("select * from replay_results where run_id = ? and repetition = ? "
+                                  "order by exchange_id, perturbation", [run_id, PARAPHRASE_WRITER_REPETITION]))
+
+    def _write(self, action, what: str) -> None:
+        try:
+            with self.db.conn:
+                action()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot {what}: {exc}") from None
