@@ -58,7 +58,12 @@ class FeedbackInvalid(FeedbackError):
 
 
 class UnknownExchange(FeedbackError):
-    """Feedback names an exchange id that shadowtap never captured."""
+    """Feedback names an exchange id that shadowtap never captured; `exchange_ids` lists them."""
+
+    def __init__(self, reason: str, *, index: int = 0, field: str | None = None,
+                 exchange_ids: list[str] | None = None) -> None:
+        super().__init__(reason, index=index, field=field)
+        self.exchange_ids = exchange_ids or []
 
 
 class FeedbackConflict(FeedbackError):

@@ -15,6 +15,8 @@ import click
 import orjson
 
 from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.errors import FeedbackError
+from shadowtap.core.store import FeedbackResult, FeedbackStore
 
 CHUNK_ROWS = 500                  # rows stored per transaction
 PROGRESS_FROM_BYTES = 1 << 20     # show a progress bar for files from 1 MiB
@@ -94,7 +96,7 @@ def import_feedback(file: str, config_path: str | None, store_path: str | None) 
     sys.exit(1 if counts["bad"] else 0)
 
 
-def _store_chunk(feedback_store, rows) -> Iterator[tuple[int, object]]:
+def _store_chunk(feedback_store: FeedbackStore, rows) -> Iterator[tuple[int, FeedbackResult | str]]:
     """(line, FeedbackResult or the reason the row is bad), in file order."""
     readable = [row for row in rows if row.item is not None]
     results = iter(feedback_store.record_each([row.item for row in readable], source="import"))
@@ -103,7 +105,7 @@ def _store_chunk(feedback_store, rows) -> Iterator[tuple[int, object]]:
             yield row.line, row.error
             continue
         result = next(results)
-        yield row.line, getattr(result, "reason", result)
+        yield row.line, result.reason if isinstance(result, FeedbackError) else result
 
 
 def _chunks(rows: Iterable, size: int) -> Iterator[list]:

@@ -56,13 +56,17 @@ def parse_feedback_item(value: object, index: int = 0) -> FeedbackItem:
         raise FeedbackInvalid(f"outcome = {outcome!r}: expected one of {', '.join(OUTCOMES)}",
                               index=index, field="outcome")
     for name in ("feedback_id", "exchange_id"):
-        if texts[name] is not None and not texts[name].strip():
+        text = texts[name]
+        if text is not None and not text.strip():
             raise FeedbackInvalid(f"{name} is empty", index=index, field=name)
+    exchange_id = texts["exchange_id"]
+    if exchange_id is None:  # REQUIRED holds it, but a JSON null is present and empty
+        raise FeedbackInvalid("exchange_id is missing: it is required", index=index, field="exchange_id")
     # An empty reviewer, label or comment says nothing; an empty edited_text means "deleted it all".
     for name in ("reviewer", "label", "comment"):
         texts[name] = texts[name] or None
     return FeedbackItem(
-        exchange_id=texts["exchange_id"], outcome=outcome, feedback_id=texts["feedback_id"],
+        exchange_id=exchange_id, outcome=outcome, feedback_id=texts["feedback_id"],
         edit_minutes=_minutes(present.get("edit_minutes"), index), edited_text=texts["edited_text"],
         reviewer=texts["reviewer"], label=texts["label"], comment=texts["comment"],
         at=parse_feedback_time(present.get("at"), index))

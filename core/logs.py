@@ -66,10 +66,10 @@ def guard_library_logs(secrets: Sequence[str] = ()) -> None:
     header. Warnings still reach stderr, with secrets replaced."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler.setLevel(logging.WARNING)
-        root.addHandler(handler)
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        stderr.setLevel(logging.WARNING)
+        root.addHandler(stderr)
     for handler in root.handlers:
         if not any(isinstance(existing, ScrubSecrets) for existing in handler.filters):
             handler.addFilter(ScrubSecrets(secrets))

@@ -151,7 +151,8 @@ def _call_parts(call: Any) -> tuple[str | None, Any]:
     """(function name, parsed arguments) of an OpenAI-shaped tool call; raw text when not JSON."""
     if not isinstance(call, dict):
         return None, call
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    inner = call.get("function")
+    function = inner if isinstance(inner, dict) else call
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         try:

@@ -7,6 +7,7 @@ Each tool call must name a declared function tool and carry arguments valid agai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import orjson
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError
 
-from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.config import ContractRule, ShadowtapConfig
 from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.items import rule_matches
@@ -27,7 +28,7 @@ class ContractEvaluator:
     version = "1"
     needs_judge = False
 
-    def __init__(self, rules: list[tuple[object, dict]] | None = None) -> None:
+    def __init__(self, rules: Sequence[tuple[ContractRule, dict]] | None = None) -> None:
         self.rules = list(rules or [])   # (ContractRule, its loaded schema), first match wins
 
     @classmethod
@@ -109,7 +110,8 @@ def validate_text(text: str | None, schema: dict) -> list[str]:
 def validate_tool_calls(calls: list[dict], tools: dict[str, dict | None]) -> list[str]:
     errors = []
     for index, call in enumerate(calls):
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        inner = call.get("function")
+        function = inner if isinstance(inner, dict) else {}
         name = function.get("name")
         where = f"tool_calls[{index}]"
         if name not in tools:
@@ -134,7 +136,8 @@ def declared_tools(request: dict) -> dict[str, dict | None]:
     for tool in request.get("tools") or []:
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             continue
-        function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        inner = tool.get("function")
+        function = inner if isinstance(inner, dict) else tool
         if isinstance(function.get("name"), str):
             parameters = function.get("parameters")
             tools[function["name"]] = parameters if isinstance(parameters, dict) else None

@@ -174,11 +174,11 @@ def score_text(answer: str, contexts: tuple[str, ...], question: str = "") -> Sc
         unsupported_numbers += numbers
         negated = negated or has_negation
 
-    checked = [s for s in sentences if s.support is not None]
+    checked = [(s.support, s.weight) for s in sentences if s.support is not None]
     if checked:
-        total_weight = sum(s.weight for s in checked)
-        mean = sum(s.support * s.weight for s in checked) / total_weight
-        support = MIN_SHARE * min(s.support for s in checked) + (1 - MIN_SHARE) * mean
+        total_weight = sum(weight for _, weight in checked)
+        mean = sum(share * weight for share, weight in checked) / total_weight
+        support = MIN_SHARE * min(share for share, _ in checked) + (1 - MIN_SHARE) * mean
     else:
         support = NOTHING_TO_CHECK_SCORE
     negation_mismatch = negated and not index.has_negation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 import orjson
 
@@ -88,7 +89,18 @@ def iter_items(store: ScoreStore, contexts_config: ContextsConfig, *, since: str
                 yield from items.values()
 
 
-def rule_matches(rule: object, exchange: dict) -> bool:
+class RuleSelectors(Protocol):
+    """The selectors a config rule may set (`ContractRule`, `FreshnessPolicy`); "" matches anything."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+
+
+def rule_matches(rule: RuleSelectors, exchange: dict) -> bool:
     """True when every selector a config rule sets (`endpoint`, `task`, `tag` NAME=VALUE) matches."""
     if rule.endpoint and rule.endpoint != exchange.get("endpoint"):
         return False

@@ -350,7 +350,8 @@ class _FenceTolerantTransport(httpx.AsyncBaseTransport):
 @functools.cache
 def _recording_llm_class() -> type:
     # Defined on first use: the base class is ragas', and ragas is imported only when a judge is used.
-    InstructorBaseRagasLLM = import_ragas("ragas.llms.base").InstructorBaseRagasLLM  # noqa: N806
+    # Annotated Any: a class found at run time, which the type checker cannot see as a base class.
+    InstructorBaseRagasLLM: Any = import_ragas("ragas.llms.base").InstructorBaseRagasLLM  # noqa: N806
 
     class RecordingJudgeLLM(InstructorBaseRagasLLM):
         """Sends each ragas prompt through the JudgeClient; the session keeps every structured output."""
@@ -400,7 +401,9 @@ async def _refuse_private_network(api_base: str) -> None:
             infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(host, None), timeout=5)
         except (TimeoutError, OSError):
             return  # unresolvable: the call itself will fail with a clear "cannot reach"
-        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        # A Python built without IPv6 reports an IPv6 address as (family, raw bytes); it cannot connect to it either.
+        resolved = [info[4][0] for info in infos]
+        addresses = [ipaddress.ip_address(ip.split("%", 1)[0]) for ip in resolved if isinstance(ip, str)]
     private = [str(a) for a in addresses if a.is_private or a.is_loopback or a.is_link_local or a.is_reserved]
     if private:
         raise ConfigError(f"[judge] api_base = {api_base!r} resolves to a private address ({private[0]}); "

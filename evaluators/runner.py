@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import orjson
 
@@ -25,6 +26,10 @@ from shadowtap.evaluators.base import EvalItem, Evaluator, NotApplicable, Score
 from shadowtap.evaluators.items import load_items
 
 log = logging.getLogger("shadowtap.eval")
+
+# One pending score: the item is None when its answer has gone, an Exception when it could not be built.
+_Work = tuple[PendingScore, EvalItem | Exception | None, Evaluator]
+
 
 @dataclass(frozen=True)
 class EvalSelection:
@@ -68,6 +73,14 @@ class DryRunPlan:
     cost_unknown: Counter = field(default_factory=Counter)   # judged items with no estimate
 
 
+class RunnerOptions(TypedDict, total=False):
+    """The EvalRunner settings `from_config` leaves to the caller."""
+
+    batch_size: int
+    flush_interval_s: float
+    page_size: int
+
+
 class EvalRunner:
     def __init__(self, store: ScoreStore, evaluators: Sequence[Evaluator], *, contexts: ContextsConfig,
                  max_concurrency: int = 8, judge_concurrency: int = 4, batch_size: int = 100,
@@ -87,7 +100,7 @@ class EvalRunner:
 
     @classmethod
     def from_config(cls, store: ScoreStore, evaluators: Sequence[Evaluator], config: ShadowtapConfig,
-                    **options: object) -> EvalRunner:
+                    **options: Unpack[RunnerOptions]) -> EvalRunner:
         return cls(store, evaluators, contexts=config.contexts, max_concurrency=config.eval.max_concurrency,
                    judge_concurrency=config.judge.max_concurrency, secrets=configured_secrets(config), **options)
 
@@ -104,7 +117,7 @@ class EvalRunner:
         report = RunReport(pending=self.count_pending(selection))
         if on_start is not None:
             on_start(report.pending)
-        queue: asyncio.Queue = asyncio.Queue(maxsize=self.max_concurrency * 2)
+        queue: asyncio.Queue[_Work | None] = asyncio.Queue(maxsize=self.max_concurrency * 2)
         judge_slots = asyncio.Semaphore(self.judge_concurrency)
         self._buffer, self._last_flush = [], time.monotonic()
 
@@ -163,7 +176,7 @@ class EvalRunner:
         plan.exchanges = len(exchanges)
         return plan
 
-    def _work(self, selection: EvalSelection) -> Iterator[tuple[PendingScore, EvalItem | Exception | None, Evaluator]]:
+    def _work(self, selection: EvalSelection) -> Iterator[_Work]:
         seen = 0
         for page in self.store.iter_pending(self.versions, since=selection.since, source=selection.source,
                                             page_size=self.page_size):
@@ -184,6 +197,7 @@ class EvalRunner:
     async def _score(self, pending: PendingScore, item: EvalItem | Exception | None, evaluator: Evaluator,
                      judge_slots: asyncio.Semaphore) -> dict:
         started = time.perf_counter()
+        result: Score | NotApplicable
         try:
             if isinstance(item, Exception):
                 raise item   # the exchange's items could not be built; every score of it says why

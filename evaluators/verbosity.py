@@ -53,7 +53,7 @@ class VerbosityEvaluator:
         if not _answered(item.primary):
             return NotApplicable("the primary has no answer to compare with")
         candidate, primary = answer_words(item.answer), answer_words(item.primary)
-        details = {"candidate_words": candidate, "primary_words": primary}
+        details: dict[str, float | None] = {"candidate_words": candidate, "primary_words": primary}
         if primary == 0:
             details["ratio"] = None if candidate else 1.0
             return Score(0.0 if candidate else 1.0, "longer" if candidate else "similar", details)

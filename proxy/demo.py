@@ -170,8 +170,9 @@ def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, 
             if error is not None:
                 console.print(f"[red]{kind} call failed: {type(error).__name__}: {error}")
             outcomes.append((kind, error is None))
-            if error is None and isinstance(future.result(), ReviewedAnswer):
-                answers.append(future.result())
+            result = future.result() if error is None else None
+            if isinstance(result, ReviewedAnswer):
+                answers.append(result)
             progress.advance(task)
     client.close()
     return outcomes, sorted(answers, key=lambda answer: answer.index)

@@ -92,7 +92,8 @@ def review(reviewer: SimulatedReviewer, answer: ReviewedAnswer) -> dict:
 def split_by_support(text: str, knowledge: str) -> tuple[list[str], list[str]]:
     """The answer's sentences the passage contains (word for word), and the others."""
     source = " ".join(_WORDS.findall(knowledge.lower()))
-    supported, unsupported = [], []
+    supported: list[str] = []
+    unsupported: list[str] = []
     for sentence in _SENTENCE_END.split(text.strip()):
         words = " ".join(_WORDS.findall(sentence.lower()))
         if words:

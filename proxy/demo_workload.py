@@ -19,10 +19,12 @@ from importlib import resources
 
 import orjson
 from openai import OpenAI, RateLimitError
+from openai.types.chat import ChatCompletionFunctionToolParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from shadowtap.proxy.demo_reviewers import ReviewedAnswer
 
-ORDER_TOOL = {
+ORDER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_order_status",
@@ -35,7 +37,7 @@ ORDER_TOOL = {
     },
 }
 
-ANSWER_SCHEMA = {
+ANSWER_SCHEMA: ResponseFormatJSONSchema = {
     "type": "json_schema",
     "json_schema": {
         "name": "grounded_answer",

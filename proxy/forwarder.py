@@ -34,7 +34,7 @@ class ExchangeSink(Protocol):
 
 
 class ShadowSink(Protocol):
-    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes) -> None: ...
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray) -> None: ...
 
 
 class _BodyTooLarge(Exception):
@@ -45,7 +45,7 @@ class _ClientGone(Exception):
     pass
 
 
-def prepare_body(body: bytes, *, parse: bool) -> tuple[bytes, dict | None]:
+def prepare_body(body: bytes | bytearray, *, parse: bool) -> tuple[bytes | bytearray, dict | None]:
     """The body to forward (the optional `shadowtap` field removed, otherwise the exact bytes) and,
     when asked for or needed, the parsed request without that field."""
     has_field = _SHADOWTAP_FIELD in body
@@ -60,7 +60,7 @@ def prepare_body(body: bytes, *, parse: bool) -> tuple[bytes, dict | None]:
     return body, parsed if isinstance(parsed, dict) else None
 
 
-def _without_shadowtap_field(body: bytes, parsed: object) -> tuple[bytes, dict | None]:
+def _without_shadowtap_field(body: bytes | bytearray, parsed: object) -> tuple[bytes | bytearray, dict | None]:
     # The stdlib rewrites the forwarded body: orjson would turn integers beyond 64 bits into floats
     # and rejects NaN, and the primary must get every other value exactly as the app sent it.
     try:
@@ -186,26 +186,31 @@ class PrimaryForwarder:
         self._metrics.observe_refused(exchange)
         self._sink.submit(exchange)
 
-    def _offer_shadows(self, exchange: RawExchange, parsed: dict | None, body: bytes) -> None:
+    @staticmethod
+    def _offer_shadows(shadows: ShadowSink, exchange: RawExchange, parsed: dict | None,
+                       body: bytes | bytearray) -> None:
         """Shadowing can never fail a live request: whatever goes wrong there is logged, and the
         request goes on to the primary as if no candidate were configured."""
         try:
-            self._shadows.offer(exchange, parsed, body)
+            shadows.offer(exchange, parsed, body)
         except Exception:
             log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
 
     async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str) -> None:
         task = asyncio.current_task()
+        assert task is not None  # an ASGI server runs each request in a task of its own
         disconnected = asyncio.Event()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, disconnected))
         response: aiohttp.ClientResponse | None = None
         try:
             url = self._primary.url_for(suffix, scope["query_string"])
             headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key)
-            body, parsed = prepare_body(exchange.request_body, parse=self._shadows is not None)
-            if self._shadows is not None:
+            shadows = self._shadows
+            body: bytes | bytearray | memoryview
+            body, parsed = prepare_body(exchange.request_body, parse=shadows is not None)
+            if shadows is not None:
                 # Before the primary call, so candidates start at the same moment.
-                self._offer_shadows(exchange, parsed, body)
+                self._offer_shadows(shadows, exchange, parsed, body)
             exchange.t_upstream_start = perf_counter()
             if isinstance(body, bytearray):
                 body = memoryview(body)  # sent without another copy (aiohttp slices what it sends)

@@ -45,7 +45,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         """The protocol factory to give uvicorn.Config(http=...)."""
         return functools.partial(cls, header_timeout_s=header_timeout_s)
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm()  # a connection that never sends a byte is cut too
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shadowtap.proxy.capture.assemble import endpoint_for_path
+from shadowtap.proxy.dialects import endpoint_for_path
 from shadowtap.proxy.exchange import RawExchange
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from sqlite_utils import Database
 
 from shadowtap.core.errors import StoreError
+from shadowtap.core.store import CaptureStore
 from shadowtap.core.store.table_rows import TableRows
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ _SECRET_VALUE = re.compile(
     r"|^(?=[A-Za-z0-9_\-+=]*\d)(?=[A-Za-z0-9_\-+=]*[A-Za-z])[A-Za-z0-9_\-+=]{32,}$")  # long opaque token
 
 
-def export_bundle(db, path, *, exchange_ids: list[str], run_ids: list[str], config_snapshot: dict) -> dict:
+def export_bundle(db: CaptureStore | Database, path, *, exchange_ids: list[str], run_ids: list[str],
+                  config_snapshot: dict) -> dict:
     """Write the bundle to `path` (atomically) and return {table: rows written}.
 
     `db` is a CaptureStore or a sqlite-utils Database. Exchanges referenced by the runs' results
@@ -69,12 +72,13 @@ def export_bundle(db, path, *, exchange_ids: list[str], run_ids: list[str], conf
 
     config, removed = scrub_config(config_snapshot)
     base64_columns = {table: _encode_bytes(rows) for table, rows in tables.items()}
+    bundled = {table: tables[table] for table in TABLES if table in tables}
     document = {
         "format": FORMAT, "version": VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "selection": {"exchange_ids": list(exchange_ids), "run_ids": run_ids},
         "config": config, "config_removed": removed,
-        "tables": {table: tables[table] for table in TABLES if table in tables},
+        "tables": bundled,
         "base64_columns": {table: columns for table, columns in base64_columns.items() if columns},
     }
     data = gzip.compress(orjson.dumps(document, option=orjson.OPT_SORT_KEYS), mtime=0)
@@ -82,7 +86,7 @@ def export_bundle(db, path, *, exchange_ids: list[str], run_ids: list[str], conf
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(data)
     os.replace(partial, path)
-    return {table: len(rows) for table, rows in document["tables"].items()}
+    return {table: len(rows) for table, rows in bundled.items()}
 
 
 def read_bundle(path) -> dict:
@@ -107,7 +111,7 @@ def read_bundle(path) -> dict:
     return document
 
 
-def import_bundle(db, path) -> dict:
+def import_bundle(db: CaptureStore | Database, path) -> dict:
     """Upsert the bundle's rows into `db` by primary key; return {table: rows}.
 
     Upserting makes a re-run after a failure safe. Nothing is created: a table the target schema
@@ -175,9 +179,8 @@ _REMOVED = object()
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _table_rows(db: object) -> TableRows:
-    """`db` is a CaptureStore or a sqlite-utils Database."""
-    return TableRows(getattr(db, "db", db))
+def _table_rows(db: CaptureStore | Database) -> TableRows:
+    return TableRows(db.db if isinstance(db, CaptureStore) else db)
 
 
 def _require_all(wanted: Iterable[str], found: set, what: str) -> None:

@@ -113,7 +113,8 @@ def _tool_call_diff(old_calls: list, new_calls: list) -> list[str]:
 def _call_parts(call: object) -> tuple[str, object]:
     if not isinstance(call, dict):
         return "?", call
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    inner = call.get("function")
+    function = inner if isinstance(inner, dict) else call
     return str(function.get("name") or "?"), function.get("arguments")
 
 

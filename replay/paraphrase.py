@@ -72,9 +72,14 @@ def last_user_text(request: dict | None) -> str | None:
 
 
 def with_paraphrase(request: dict, text: str) -> dict:
-    """A deep copy of `request` whose last user message says `text` instead."""
+    """A deep copy of `request` whose last user message says `text` instead.
+
+    Only for a request `last_user_text` found text in; ValueError for one with no user message.
+    """
     changed = copy.deepcopy(request)
     message = _last_user_message(changed)
+    if message is None:
+        raise ValueError("the request has no user message to paraphrase")
     if isinstance(message.get("content"), str):
         message["content"] = text
     else:

@@ -211,7 +211,9 @@ def _swappable(token: str) -> str | None:
 
 
 def _swap_letters(token: str, seed: int) -> str:
-    prefix, word, suffix = _PLAIN_WORD.match(token).groups()
+    match = _PLAIN_WORD.match(token)
+    assert match is not None, "only called on tokens _swappable accepted"
+    prefix, word, suffix = match.groups()
     positions = [i for i in range(1, len(word) - 2) if word[i] != word[i + 1]]
     i = positions[seed % len(positions)]
     return prefix + word[:i] + word[i + 1] + word[i] + word[i + 2:] + suffix

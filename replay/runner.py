@@ -28,7 +28,8 @@ from shadowtap.core.store.replay_store import PARAPHRASE_WRITER_REPETITION, Repl
 from shadowtap.evaluators.base import Answer
 from shadowtap.evaluators.contexts import extract_contexts
 from shadowtap.evaluators.items import parse_request
-from shadowtap.proxy.shadow.calls import CallResult, call_chat, configure_litellm
+from shadowtap.proxy.dialects import DIALECTS, dialect_named
+from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_chat, configure_litellm
 from shadowtap.replay.paraphrase import (
     ParaphraseSettings,
     cleaned,
@@ -44,7 +45,7 @@ from shadowtap.replay.targets import ReplayTarget
 
 log = logging.getLogger("shadowtap.replay")
 
-REPLAYABLE_ENDPOINTS = ("chat.completions",)
+REPLAYABLE_ENDPOINTS = tuple(dialect.name for dialect in DIALECTS if dialect.replayable)
 _SECRET_KEY = re.compile(r"(?i)(?:^|_)(?:keys?|token|secrets?|passwords?|apikey|authorization)$")
 
 
@@ -173,6 +174,7 @@ class ReplayRunner:
                     if text is None:
                         keep({**self._row(run_id, work), "outcome": "skipped", "error": why_not})
                         return
+                    assert work.request is not None, "_work queues paraphrases only of parsed requests"
                     work = dataclasses.replace(work, request=with_paraphrase(work.request, text))
                 keep(await self._replay(run_id, work))
             finally:
@@ -227,7 +229,7 @@ class ReplayRunner:
     async def _replay(self, run_id: str, work: _Work) -> dict:
         exchange, request = work.exchange, work.request
         row = self._row(run_id, work)
-        if not _replayable(exchange, request):
+        if request is None or not _replayable(exchange, request):
             why = "request was not captured as JSON" if request is None else \
                 f"endpoint {exchange.get('endpoint')!r} is not replayable (only {', '.join(REPLAYABLE_ENDPOINTS)})"
             return {**row, "outcome": "skipped", "error": why}
@@ -246,26 +248,31 @@ class ReplayRunner:
         row["diff"] = orjson.dumps(answer_diff(exchange, text, tool_calls)).decode()
         return row
 
-    async def _paraphrased(self, run_id: str, work: _Work, keep: Callable[[dict], None]) -> tuple[str | None, str]:
+    async def _paraphrased(self, run_id: str, work: _Work,
+                           keep: Callable[[dict], None]) -> tuple[str | None, str | None]:
         """(paraphrase text, None) or (None, why there is none); one writer call per exchange and paraphrase."""
+        assert work.perturbation is not None, "paraphrase work is always named paraphrase-n"
         key = (work.exchange["id"], work.perturbation)
         if key not in self._paraphrases:
             self._paraphrases[key] = asyncio.ensure_future(self._write_paraphrase(run_id, work, keep))
         return _paraphrase_outcome(await asyncio.shield(self._paraphrases[key]), last_user_text(work.request))
 
     async def _write_paraphrase(self, run_id: str, work: _Work, keep: Callable[[dict], None]) -> dict:
-        writer, source = self.paraphrase.writer, last_user_text(work.request)
+        settings, source, n = self.paraphrase, last_user_text(work.request), work.paraphrase
+        # _work queues paraphrase n only when paraphrasing is configured and the request has a last user text.
+        assert settings is not None and source is not None and n is not None
+        writer = settings.writer
         row = self._row(run_id, dataclasses.replace(work, repetition=PARAPHRASE_WRITER_REPETITION, id=result_id(
             run_id, work.exchange["id"], PARAPHRASE_WRITER_REPETITION, work.perturbation)))
         # The writer's own target: its api_base and key env var, never the replay target's or a client's key.
-        result = await self._call(writing_request(source, work.paraphrase, self.paraphrase.count),
+        result = await self._call(writing_request(source, n, settings.count),
                                   writer.call_target(None))
         row.update(self._call_columns(result, writer.model))
         row["response_text"] = cleaned(row["response_text"]) if result.outcome == "ok" else None
         keep(row)
         return row
 
-    async def _call(self, request: dict, target) -> CallResult:
+    async def _call(self, request: dict, target: CallTarget) -> CallResult:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         return await call_chat(self.litellm, request, target, stream=request.get("stream") is True)
@@ -276,9 +283,9 @@ class ReplayRunner:
         text = result.text
         if text and self.redactor.enabled:
             text = self.redactor.redact_text(text)
-        tool_calls = result.tool_calls
-        if tool_calls and self.redactor.enabled:
-            tool_calls = self.redactor.redact_json(tool_calls)
+        tool_calls: object = result.tool_calls
+        if result.tool_calls and self.redactor.enabled:
+            tool_calls = self.redactor.redact_json(result.tool_calls)
         return {
             "outcome": result.outcome, "latency_ms": result.latency_ms, "response_text": text,
             "response_tool_calls": orjson.dumps(tool_calls).decode() if tool_calls else None,
@@ -301,7 +308,7 @@ class ReplayRunner:
 
 
 def _replayable(exchange: dict, request: dict | None) -> bool:
-    return request is not None and exchange.get("endpoint") in REPLAYABLE_ENDPOINTS
+    return request is not None and dialect_named(exchange.get("endpoint")).replayable
 
 
 def _paraphrase_outcome(row: dict, source: str | None) -> tuple[str | None, str | None]:

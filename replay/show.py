@@ -24,7 +24,7 @@ def run_summary(store: ReplayStore, run: dict) -> dict:
     by_exchange: dict[str, dict[str | None, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in store.results(run["id"]):
         by_exchange[row["exchange_id"]][row["perturbation"]].append(row)
-    written = defaultdict(dict)
+    written: dict[str, dict[str, dict]] = defaultdict(dict)
     for row in store.paraphrase_rows(run["id"]):
         written[row["exchange_id"]][row["perturbation"]] = {
             "text": row["response_text"], "outcome": row["outcome"], "error": row["error"], "cost_usd": row["cost_usd"]}

@@ -77,7 +77,7 @@ def resolve_target(spec: str, config: ShadowtapConfig, *, allow_primary: bool = 
     kind, _, value = spec.partition(":")
     if api_base:
         _check_api_base(api_base)
-    patches = {"system_prompt": system_prompt or "", "params": dict(params or {})}
+    extra_params = dict(params or {})
     if kind == "primary" and not value:
         if not allow_primary:
             raise TargetError("--target primary sends captured traffic to the live primary again: "
@@ -86,17 +86,17 @@ def resolve_target(spec: str, config: ShadowtapConfig, *, allow_primary: bool = 
             raise TargetError("--target primary needs [primary] base_url in the config (--config FILE)")
         key_env = config.shadow.primary_twin_key_env or config.primary.api_key_env or None
         return ReplayTarget("primary", "primary", "", config.primary.base_url, api_key_env or key_env,
-                            timeout_s or DEFAULT_TIMEOUT_S, None, **patches)
+                            timeout_s or DEFAULT_TIMEOUT_S, None, system_prompt or "", extra_params)
     if kind == "candidate" and value:
         candidate = next((c for c in config.candidates if c.name == value), None)
         if candidate is None:
             names = ", ".join(c.name for c in config.candidates) or "none configured"
             raise TargetError(f"--target candidate:{value}: no [[candidates]] entry with that name ({names})")
-        merged = {**candidate.params, **patches["params"]}
+        merged = {**candidate.params, **extra_params}
         return ReplayTarget("candidate", candidate.name, candidate.model, api_base or candidate.api_base or None,
                             api_key_env or candidate.api_key_env or None, timeout_s or candidate.timeout_s,
                             candidate.max_tokens, system_prompt or candidate.system_prompt, merged)
     if kind == "model" and value:
         return ReplayTarget("model", value, value, api_base or None, api_key_env or None,
-                            timeout_s or DEFAULT_TIMEOUT_S, None, **patches)
+                            timeout_s or DEFAULT_TIMEOUT_S, None, system_prompt or "", extra_params)
     raise TargetError(f"--target {spec!r}: expected primary, candidate:NAME or model:LITELLM_MODEL_STRING")

@@ -5,8 +5,9 @@ import zlib
 import orjson
 import pytest
 
-from shadowtap.proxy.capture.assemble import AssembledResponse, assemble_response, endpoint_for_path
+from shadowtap.proxy.capture.assemble import assemble_response
 from shadowtap.proxy.capture.decoding import decode_body
+from shadowtap.proxy.dialects import AssembledResponse, dialect_named, endpoint_for_path
 
 SSE = "text/event-stream; charset=utf-8"
 JSON = "application/json"
@@ -68,11 +69,11 @@ COMPLETIONS_EVENTS = [
 
 
 def stream(endpoint: str, chunks: list[bytes]) -> AssembledResponse:
-    return assemble_response(endpoint, SSE, chunks)
+    return assemble_response(dialect_named(endpoint), SSE, chunks)
 
 
 def body(endpoint: str, payload: object) -> AssembledResponse:
-    return assemble_response(endpoint, JSON, [orjson.dumps(payload)])
+    return assemble_response(dialect_named(endpoint), JSON, [orjson.dumps(payload)])
 
 
 # --- chat streams --------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def test_first_content_chunk_is_none_when_no_event_carries_content():
 
 
 def test_content_type_is_matched_case_insensitively_when_upstream_capitalises_it():
-    assert assemble_response("chat.completions", "Text/Event-Stream", CHAT_EVENTS).text == CHAT_TEXT
+    assert assemble_response(dialect_named("chat.completions"), "Text/Event-Stream", CHAT_EVENTS).text == CHAT_TEXT
 
 
 # --- compressed streams, as the capture writer sees them after decode_body -----------------
@@ -342,7 +343,7 @@ CHAT_BODY = {
 
 def test_chat_body_is_normalised_when_response_is_not_streamed():
     raw = orjson.dumps(CHAT_BODY)
-    result = assemble_response("chat.completions", "application/json", [raw[:100], raw[100:]])
+    result = assemble_response(dialect_named("chat.completions"), "application/json", [raw[:100], raw[100:]])
 
     assert result.text == "The capital is Paris."
     assert result.finish_reason == "stop"
@@ -437,7 +438,7 @@ def test_error_body_is_kept_without_text_when_upstream_returns_an_error():
     ids=["cut-json", "html", "invalid-utf8", "empty"],
 )
 def test_parse_error_is_set_and_body_dropped_when_body_is_unparseable(raw):
-    result = assemble_response("chat.completions", "application/json", [raw])
+    result = assemble_response(dialect_named("chat.completions"), "application/json", [raw])
     assert result.parse_error is not None
     assert (result.body, result.complete, result.text) == (None, False, None)
 
@@ -459,8 +460,8 @@ def test_parse_error_is_set_and_body_dropped_when_body_is_unparseable(raw):
     ],
 )
 def test_odd_json_shapes_never_raise_when_upstream_is_not_openai_shaped(endpoint, raw):
-    as_body = assemble_response(endpoint, JSON, [raw])
-    as_stream = assemble_response(endpoint, SSE, [b"data: " + raw + b"\n\n"])
+    as_body = assemble_response(dialect_named(endpoint), JSON, [raw])
+    as_stream = assemble_response(dialect_named(endpoint), SSE, [b"data: " + raw + b"\n\n"])
     assert as_body.parse_error is None
     assert as_stream.events == 1
     assert isinstance(as_stream, AssembledResponse)
@@ -476,7 +477,7 @@ def test_stream_tool_call_fragments_with_odd_shapes_never_raise_when_fed():
         b'data: {"type":"response.function_call_arguments.delta","item_id":{"a":1},"delta":"x"}\n\n',
     ]
     for endpoint in ("chat.completions", "responses"):
-        assert assemble_response(endpoint, SSE, chunks).parse_error is None
+        assert assemble_response(dialect_named(endpoint), SSE, chunks).parse_error is None
 
 
 @pytest.mark.parametrize(

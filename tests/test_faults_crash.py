@@ -29,7 +29,7 @@ from tests.fault_processes import (
 BATCH_SIZE = 20
 QUEUE_SIZE = 10_000
 # An exchange is written within one flush interval (20 ms in these configs) plus the time to build
-# and insert a batch; this allows for a loaded 2-core machine. The README documents the bound.
+# and insert a batch; this allows for a loaded 2-core machine. docs/guarantees.md documents the bound.
 DURABILITY_LAG_S = 3.0
 SHADOW_OUTCOMES = {"ok", "error", "timeout", "skipped", "cancelled"}
 

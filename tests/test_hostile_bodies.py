@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import threading
+import subprocess
+import sys
 import time
 
 import httpx
@@ -21,30 +22,40 @@ from tests.fault_processes import wait_until
 TWENTY_MB_OF_DIGITS = b"1 " * 10_000_000
 
 
+_PROBE = """
+import sys, time, httpx
+url, latencies = sys.argv[1], []
+with httpx.Client(timeout=30) as client:
+    print("ready", flush=True)
+    while not sys.stdin.closed and time.monotonic() < float(sys.argv[2]):
+        started = time.perf_counter()
+        assert client.get(url).status_code == 200
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.01)
+        if select.select([sys.stdin], [], [], 0)[0]:
+            break
+print(" ".join(f"{latency:.6f}" for latency in latencies), flush=True)
+""".replace("import sys,", "import select, sys,")
+
+
 class HealthProbe:
-    """Requests /healthz every 10 ms from its own thread and keeps every latency."""
+    """Requests /healthz every 10 ms from a process of its own (so the test's own work, sending
+    20 MB, cannot delay it) and keeps every latency."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._stop = threading.Event()
         self.latencies_s: list[float] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> HealthProbe:
-        self._thread.start()
+        self._process = subprocess.Popen([sys.executable, "-c", _PROBE, self._url, str(time.monotonic() + 120)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout.readline().strip() == "ready"
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                assert client.get(self._url).status_code == 200
-                self.latencies_s.append(time.perf_counter() - started)
-                self._stop.wait(0.01)
+        output, _ = self._process.communicate("stop\n", timeout=60)
+        self.latencies_s = [float(value) for value in output.split()]
 
 
 def _stored_count(store_path) -> int:

@@ -81,6 +81,7 @@ def test_no_module_imports_the_old_top_level_names():
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1800)
 def test_the_wheel_installs_only_shadowtap_and_serves_from_a_clean_venv_without_the_lock(tmp_path):
     """Slow (minutes): resolves every dependency from the package index, as a new user's
     `pip install` would, ignoring requirements.lock."""

@@ -8,6 +8,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shadowtap.core.config.admin import AdminConfig
 from shadowtap.core.config.checks import check_not_proxy_itself
@@ -63,7 +64,7 @@ class ShadowtapConfig:
     def shadows_configured(self) -> bool:
         return any(candidate.enabled for candidate in self.candidates) or self.shadow.primary_twin_rate > 0
 
-    def with_overrides(self, **server_overrides: object) -> ShadowtapConfig:
+    def with_overrides(self, **server_overrides: Any) -> ShadowtapConfig:
         """A copy with `[server]` keys replaced (for --host/--port), validated again."""
         changes = {key: value for key, value in server_overrides.items() if value is not None}
         server = dataclasses.replace(self.server, **changes)
@@ -96,7 +97,7 @@ def load_config(path: str | Path) -> ShadowtapConfig:
 def config_from_dict(raw: dict, *, source: str = "<dict>") -> ShadowtapConfig:
     """Build a validated config from already-parsed TOML data."""
     hints = typing.get_type_hints(ShadowtapConfig)
-    sections: dict[str, object] = {}
+    sections: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in _SECTIONS:
             raise ConfigError(
@@ -108,7 +109,7 @@ def config_from_dict(raw: dict, *, source: str = "<dict>") -> ShadowtapConfig:
     return config
 
 
-def _build_table(key: str, table_type: type, values: object) -> object:
+def _build_table(key: str, table_type: Any, values: object) -> object:
     if not isinstance(values, dict):
         raise ConfigError(f"{key} must be a table, got {_describe(values)}")
     hints = typing.get_type_hints(table_type)

@@ -38,7 +38,8 @@ class ExchangeFilter:
     limit: int | None = None
 
     def where(self) -> tuple[str, dict]:
-        clauses, params = [], {}
+        clauses: list[str] = []
+        params: dict[str, object] = {}
         if self.since:
             clauses.append("started_at >= :since")
             params["since"] = self.since
@@ -107,9 +108,9 @@ class CaptureStore:
         earlier one for the same (exchange, candidate), so a late answer supersedes a placeholder."""
         with self._write_transaction():
             if exchanges:
-                self.db["exchanges"].insert_all(exchanges, batch_size=len(exchanges))
+                self.db.table("exchanges").insert_all(exchanges, batch_size=len(exchanges))
             if shadows:
-                self.db["shadows"].insert_all(shadows, batch_size=len(shadows), replace=True)
+                self.db.table("shadows").insert_all(shadows, batch_size=len(shadows), replace=True)
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[None]:

@@ -180,8 +180,7 @@ def unknown_exchange_error(unknown: Sequence[tuple[int, str]]) -> UnknownExchang
     ids = ", ".join(repr(exchange_id) for _, exchange_id in unknown[:5])
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     which = f"exchange with id {ids}" if len(unknown) == 1 else f"exchanges with ids {ids}{more}"
-    error = UnknownExchange(
+    return UnknownExchange(
         f"no captured {which}; feedback can only be given for exchanges "
-        "shadowtap captured, whose id it returned in x-shadowtap-exchange-id", index=index, field="exchange_id")
-    error.exchange_ids = [exchange_id for _, exchange_id in unknown]
-    return error
+        "shadowtap captured, whose id it returned in x-shadowtap-exchange-id", index=index, field="exchange_id",
+        exchange_ids=[exchange_id for _, exchange_id in unknown])

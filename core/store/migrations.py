@@ -14,7 +14,7 @@ migrations = Migrations("shadowtap")
 
 @migrations()
 def m001_exchanges(db: Database) -> None:
-    db["exchanges"].create(
+    db.table("exchanges").create(
         {
             "id": str,                  # exchange id, also sent to the client as x-shadowtap-exchange-id
             "started_at": str,          # ISO 8601 UTC, when the proxy received the request
@@ -57,24 +57,24 @@ def m001_exchanges(db: Database) -> None:
         pk="id",
         not_null={"started_at", "method", "path", "endpoint"},
     )
-    db["exchanges"].create_index(["started_at"])
-    db["exchanges"].create_index(["endpoint", "started_at"])
-    db["exchanges"].create_index(["model", "started_at"])
-    db["exchanges"].create_index(["status"])
+    db.table("exchanges").create_index(["started_at"])
+    db.table("exchanges").create_index(["endpoint", "started_at"])
+    db.table("exchanges").create_index(["model", "started_at"])
+    db.table("exchanges").create_index(["status"])
 
 
 @migrations()
 def m002_store_meta(db: Database) -> None:
-    db["store_meta"].create({"key": str, "value": str}, pk="key")
+    db.table("store_meta").create({"key": str, "value": str}, pk="key")
     # The salt for client-key hashes lives with the data it protects, so hashes stay stable
     # across restarts without anyone configuring a secret.
-    db["store_meta"].insert({"key": "client_key_salt", "value": secrets.token_hex(32)})
+    db.table("store_meta").insert({"key": "client_key_salt", "value": secrets.token_hex(32)})
 
 
 @migrations()
 def m003_shadows(db: Database) -> None:
     # One row per (exchange, candidate) decision: an answer, an error, or why it was not sent.
-    db["shadows"].create(
+    db.table("shadows").create(
         {
             "id": str,                  # "<exchange id>:<candidate name>"
             "exchange_id": str,
@@ -100,15 +100,15 @@ def m003_shadows(db: Database) -> None:
         pk="id",
         not_null={"exchange_id", "candidate", "outcome"},
     )
-    db["shadows"].create_index(["exchange_id"])
-    db["shadows"].create_index(["candidate", "started_at"])
+    db.table("shadows").create_index(["exchange_id"])
+    db.table("shadows").create_index(["candidate", "started_at"])
 
 
 @migrations()
 def m004_scores(db: Database) -> None:
     # One row per (exchange, answer source, evaluator); rescoring with a newer evaluator version
     # replaces the row, so the table always holds each answer's latest verdict.
-    db["scores"].create(
+    db.table("scores").create(
         {
             "id": str,                  # "<exchange id>:<source>:<evaluator>"
             "exchange_id": str,
@@ -126,15 +126,15 @@ def m004_scores(db: Database) -> None:
         pk="id",
         not_null={"exchange_id", "source", "evaluator", "evaluator_version", "outcome", "scored_at"},
     )
-    db["scores"].create_index(["exchange_id"])
-    db["scores"].create_index(["evaluator", "source"])
+    db.table("scores").create_index(["exchange_id"])
+    db.table("scores").create_index(["evaluator", "source"])
 
 
 @migrations()
 def m005_replay(db: Database) -> None:
     # A replay run re-sends selected captured requests to a target; its results are keyed so a
     # resumed run can tell what is already done.
-    db["replay_runs"].create(
+    db.table("replay_runs").create(
         {
             "id": str,                  # short random id, printed by `shadowtap replay run`
             "created_at": str,          # ISO 8601 UTC
@@ -149,7 +149,7 @@ def m005_replay(db: Database) -> None:
         pk="id",
         not_null={"created_at", "selection", "target", "k", "status"},
     )
-    db["replay_results"].create(
+    db.table("replay_results").create(
         {
             "id": str,                  # "<run>:<exchange>:<repetition>[:<perturbation>]"
             "run_id": str,
@@ -174,7 +174,7 @@ def m005_replay(db: Database) -> None:
         pk="id",
         not_null={"run_id", "exchange_id", "repetition", "outcome"},
     )
-    db["replay_results"].create_index(["run_id", "exchange_id"])
+    db.table("replay_results").create_index(["run_id", "exchange_id"])
 
 
 @migrations()
@@ -182,7 +182,7 @@ def m006_feedback(db: Database) -> None:
     # What really happened to a captured answer, told by the app or a reviewer (POST
     # /shadowtap/feedback or `shadowtap feedback import`). One row per feedback id; posting the
     # same id again with the same content changes nothing.
-    db["feedback"].create(
+    db.table("feedback").create(
         {
             "id": str,                  # client-supplied feedback id, or "fb_" + a hash of the content
             "exchange_id": str,         # a captured exchange (x-shadowtap-exchange-id); never unknown
@@ -201,5 +201,5 @@ def m006_feedback(db: Database) -> None:
         pk="id",
         not_null={"exchange_id", "outcome", "source", "at", "received_at", "fingerprint"},
     )
-    db["feedback"].create_index(["exchange_id"])
-    db["feedback"].create_index(["at"])
+    db.table("feedback").create_index(["exchange_id"])
+    db.table("feedback").create_index(["at"])

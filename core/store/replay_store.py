@@ -55,7 +55,8 @@ class ExchangeQuery:
     scores: tuple[ScoreCondition, ...] = field(default=())
 
     def where(self) -> tuple[str, dict]:
-        clauses, params = [], {}
+        clauses: list[str] = []
+        params: dict[str, object] = {}
         if self.ids:
             clauses.append("id in (select value from json_each(:ids))")
             params["ids"] = orjson.dumps(list(self.ids)).decode()
@@ -109,7 +110,7 @@ class ReplayStore:
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, row: dict) -> None:
-        self._write(lambda: self.db["replay_runs"].insert(row), "create replay run")
+        self._write(lambda: self.db.table("replay_runs").insert(row), "create replay run")
 
     def get_run(self, run_id: str) -> dict | None:
         rows = list(self.db.query("select * from replay_runs where id = ?", [run_id]))

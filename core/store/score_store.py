@@ -53,7 +53,8 @@ class ScoreStore:
         """
         after: tuple[str, str] | None = None
         while True:
-            clause, params = "1", {"size": page_size}
+            clause = "1"
+            params: dict[str, object] = {"size": page_size}
             if since:
                 clause, params["since"] = "started_at >= :since", since
             if after:
@@ -144,7 +145,8 @@ class ScoreStore:
     def scores(self, *, exchange_id: str | None = None, evaluator: str | None = None,
                source: str | None = None) -> list[dict]:
         """Score rows with `details` parsed, ordered by exchange, source and evaluator."""
-        clauses, params = [], {}
+        clauses: list[str] = []
+        params: dict[str, object] = {}
         for column, value in (("exchange_id", exchange_id), ("evaluator", evaluator), ("source", source)):
             if value is not None:
                 clauses.append(f"{column} = :{column}")

@@ -23,7 +23,7 @@ class TableRows:
         return set(self.db[table].columns_dict)
 
     def primary_key(self, table: str) -> str:
-        pks = self.db[table].pks
+        pks = self.db.table(table).pks
         return pks[0] if pks else "rowid"
 
     def rows_where(self, table: str, column: str, values: Sequence) -> list[dict]:
@@ -36,8 +36,8 @@ class TableRows:
 
     def upsert(self, table: str, rows: Sequence[dict]) -> None:
         """Insert or replace by primary key, so importing the same rows twice changes nothing."""
-        pks = self.db[table].pks
-        self.db[table].upsert_all(rows, pk=pks[0] if len(pks) == 1 else tuple(pks), batch_size=200)
+        pks = self.db.table(table).pks
+        self.db.table(table).upsert_all(rows, pk=pks[0] if len(pks) == 1 else tuple(pks), batch_size=200)
 
 
 def _chunks(values: list, size: int) -> Iterator[list]:

@@ -142,8 +142,8 @@ def _cost(data: ReportInput, answered: list[dict]) -> CostFigures:
     primary = [data.exchanges[row["exchange_id"]] for row in answered]
     costs = [(row["cost_usd"], exchange["cost_usd"]) for row, exchange in zip(answered, primary)
              if row["cost_usd"] is not None and exchange["cost_usd"] is not None]
-    tokens = [(total_tokens(row), total_tokens(exchange)) for row, exchange in zip(answered, primary)]
-    tokens = [(mine, theirs) for mine, theirs in tokens if mine is not None and theirs is not None]
+    all_tokens = [(total_tokens(row), total_tokens(exchange)) for row, exchange in zip(answered, primary)]
+    tokens = [(mine, theirs) for mine, theirs in all_tokens if mine is not None and theirs is not None]
     mine, theirs = _mean([a for a, _ in costs]), _mean([b for _, b in costs])
     mine_1k, theirs_1k = (None if mine is None else mine * 1000), (None if theirs is None else theirs * 1000)
     t_mine, t_theirs = _mean([a for a, _ in tokens]), _mean([b for _, b in tokens])

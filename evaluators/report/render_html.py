@@ -25,6 +25,7 @@ from shadowtap.evaluators.report.html_assets import (
 )
 
 PRIMARY = "primary"
+Cell = str | tuple[str, str]   # pre-escaped HTML, or (HTML, CSS class)
 _TOKEN_RE = re.compile(r"^\s+|\S+\s*")      # words carry their trailing space, so lone spaces never "match"
 _MAX_DIFF_TOKENS = 4000       # difflib is quadratic at worst; longer answers are shown undiffed
 # (figure, what it is, the value drawn white): the first figure any cell has colours the map.
@@ -88,7 +89,7 @@ def _section(title: str, content: str) -> str:
     return f"<section>\n<h2>{_e(title)}</h2>\n{content}\n</section>"
 
 
-def _table(headings: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def _table(headings: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
     """Cells are pre-escaped HTML; a cell may be a (html, class) pair."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headings)
     lines = []
@@ -158,20 +159,21 @@ def _summary(data: Mapping[str, Any]) -> str:
     if not candidates:
         return _section("Candidates", '<p class="empty">No candidate answered in this selection.</p>')
     overall = [c.get("overall") or {} for c in candidates]
-    rows = [[_e(label)] + [show(f) for f in overall] for label, show in _SUMMARY_ROWS]
+    rows: list[list[Cell]] = [[_e(label), *(show(f) for f in overall)] for label, show in _SUMMARY_ROWS]
     worse = [[str(finding.get("metric")) for finding in f.get("significantly_worse") or []] for f in overall]
-    rows.append(["significantly worse"] + [(_e(", ".join(w)) or "none", "fail" if w else "pass") for w in worse])
-    rows.insert(0, ["model"] + [_e(c.get("model") or "–") for c in candidates])
+    rows.append(["significantly worse", *((_e(", ".join(w)) or "none", "fail" if w else "pass") for w in worse)])
+    rows.insert(0, ["model", *(_e(c.get("model") or "–") for c in candidates)])
     return _section("Candidates", _table(["overall"] + [str(c.get("name")) for c in candidates], rows))
 
 
 def _gate(gate: Mapping[str, Any] | None) -> str:
     if not gate:
         return ""
-    rows = [[_e(c.get("candidate")), _e(c.get("scope")), _e(c.get("check")), _num(c.get("figure"), 3),
-             _e(f'{c.get("comparison")} {_num(c.get("threshold"), 3)}'),
-             (_e(c.get("status")), "fail" if c.get("status") == "fail" else "pass" if c.get("status") == "pass" else ""),
-             _e(c.get("reason") or "")] for c in gate.get("checks") or []]
+    rows: list[list[Cell]] = [
+        [_e(c.get("candidate")), _e(c.get("scope")), _e(c.get("check")), _num(c.get("figure"), 3),
+         _e(f'{c.get("comparison")} {_num(c.get("threshold"), 3)}'),
+         (_e(c.get("status")), "fail" if c.get("status") == "fail" else "pass" if c.get("status") == "pass" else ""),
+         _e(c.get("reason") or "")] for c in gate.get("checks") or []]
     return _section("Gate", _table(["candidate", "scope", "check", "figure", "threshold", "status", "note"], rows))
 
 

@@ -18,6 +18,9 @@ import pickle
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import TypeVar
 
 from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.pricing import PriceTable
@@ -52,7 +55,10 @@ class RowBuilderSettings:
     max_body_bytes: int
 
 
-def build_each(build: Callable[[object], CaptureRows], items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
+Item = TypeVar("Item")
+
+
+def build_each(build: Callable[[Item], CaptureRows], items: Sequence[Item]) -> list[CaptureRows | BuildFailure]:
     """Rows for each item, or a BuildFailure for one that raised: one bad exchange costs itself."""
     results: list[CaptureRows | BuildFailure] = []
     for item in items:
@@ -66,13 +72,18 @@ def build_each(build: Callable[[object], CaptureRows], items: Sequence[object]) 
 class InProcessBuilder:
     """Builds in the calling thread: for the shadow worker (its items are rows already) and tests."""
 
-    def __init__(self, build: Callable[[object], CaptureRows] | None = None) -> None:
+    def __init__(self, build: Callable[[RawExchange], CaptureRows] | None = None) -> None:
         self._build = build
 
-    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
+    def build_batch(self, items: Sequence[RawExchange | CaptureRows]) -> list[CaptureRows | BuildFailure]:
+        return build_each(self._build_one, items)
+
+    def _build_one(self, item: RawExchange | CaptureRows) -> CaptureRows:
+        if isinstance(item, CaptureRows):
+            return item
         if self._build is None:
-            return list(items)
-        return build_each(lambda item: item if isinstance(item, CaptureRows) else self._build(item), items)
+            raise TypeError("this builder was given no build function, so it takes only ready CaptureRows")
+        return self._build(item)
 
     def close(self) -> None:
         pass
@@ -84,34 +95,33 @@ class RowBuilderProcess:
     def __init__(self, settings: RowBuilderSettings) -> None:
         self._settings = settings
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe beside an event loop
-        self._process = None
-        self._connection = None
+        # Both set, or both None: _start sets them together once the child is running.
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
         self.restarts = 0
 
-    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]:
-        raw_positions = [index for index, item in enumerate(items) if not isinstance(item, CaptureRows)]
-        results: list = list(items)
-        if raw_positions:
-            built = self._build_raw([items[index] for index in raw_positions])
-            for index, rows in zip(raw_positions, built):
-                results[index] = rows
-        return results
+    def build_batch(self, items: Sequence[RawExchange | CaptureRows]) -> list[CaptureRows | BuildFailure]:
+        raw = [item for item in items if not isinstance(item, CaptureRows)]
+        built = iter(self._build_raw(raw) if raw else [])  # one result per raw exchange, in order
+        return [item if isinstance(item, CaptureRows) else next(built) for item in items]
 
     def close(self) -> None:
-        if self._process is None:
+        process, connection = self._process, self._connection
+        if process is None or connection is None:
             return
         try:
-            self._connection.send_bytes(_STOP)
+            connection.send_bytes(_STOP)
         except OSError:
             pass
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-        self._connection.close()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        connection.close()
         self._process = None
+        self._connection = None
 
-    def _build_raw(self, exchanges: list[object]) -> list[CaptureRows | BuildFailure]:
+    def _build_raw(self, exchanges: list[RawExchange]) -> list[CaptureRows | BuildFailure]:
         try:
             return self._round_trip(exchanges)
         except (EOFError, OSError) as exc:
@@ -128,30 +138,41 @@ class RowBuilderProcess:
                                             f"the row builder process died building it ({exc})"))
         return results
 
-    def _round_trip(self, exchanges: list[object]) -> list[CaptureRows | BuildFailure]:
-        if self._process is None:
-            self._start()
-        send_exchanges(self._connection, exchanges)
-        return self._connection.recv()
+    def _round_trip(self, exchanges: list[RawExchange]) -> list[CaptureRows | BuildFailure]:
+        connection = self._connection
+        if connection is None:
+            connection = self._start()
+        send_exchanges(connection, exchanges)
+        return connection.recv()
 
-    def _start(self) -> None:
+    def _start(self) -> Connection:
         parent_end, child_end = self._context.Pipe(duplex=True)
-        self._process = self._context.Process(target=serve_builds, args=(child_end, self._settings),
-                                              name="shadowtap-capture-builder", daemon=True)
-        self._process.start()
-        child_end.close()
-        self._connection = parent_end
+        process = self._context.Process(target=serve_builds, args=(child_end, self._settings),
+                                        name="shadowtap-capture-builder", daemon=True)
+        try:
+            process.start()
+        except BaseException:
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
+        # Only a started child is kept: one that failed to start leaves nothing half set up, and
+        # the next batch tries again.
+        self._process, self._connection = process, parent_end
+        return parent_end
 
     def _discard_child(self) -> None:
         self.restarts += 1
         if self._process is not None:
             self._process.kill()
             self._process.join()
+        if self._connection is not None:
             self._connection.close()
         self._process = None
+        self._connection = None
 
 
-def serve_builds(connection, settings: RowBuilderSettings) -> None:
+def serve_builds(connection: Connection, settings: RowBuilderSettings) -> None:
     """The child: build each batch it receives until told to stop or the parent goes away."""
     # The proxy stops the builder itself once capture has drained; a Ctrl-C to the process group
     # must not kill it first and lose what is still queued.
@@ -180,7 +201,7 @@ def serve_builds(connection, settings: RowBuilderSettings) -> None:
 _OUT_OF_BAND_BYTES = 64 * 1024
 
 
-def send_exchanges(connection, exchanges: list[object]) -> None:
+def send_exchanges(connection: Connection, exchanges: list[RawExchange]) -> None:
     """Pickle the exchanges with their large bodies out of band, then send each body as is."""
     buffers: list[pickle.PickleBuffer] = []
     header = pickle.dumps([_with_large_bodies_out_of_band(exchange) for exchange in exchanges],
@@ -190,7 +211,7 @@ def send_exchanges(connection, exchanges: list[object]) -> None:
         connection.send_bytes(buffer.raw())
 
 
-def receive_exchanges(connection) -> list[object] | None:
+def receive_exchanges(connection: Connection) -> list[RawExchange] | None:
     message = connection.recv_bytes()
     if message == _STOP:
         return None

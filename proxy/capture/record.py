@@ -10,21 +10,22 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 
 from shadowtap.core.redaction import Redactor
-from shadowtap.proxy.capture.assemble import assemble_response, endpoint_for_path
+from shadowtap.proxy.capture.assemble import assemble_response
 from shadowtap.proxy.capture.decoding import decode_chunks
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.shadow_rows import skip_row
+from shadowtap.proxy.dialects import Dialect, dialect_for_path
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_header, safe_header_dict
 
 # Longer than any card number or phone number the redactor recognises.
 _REDACTION_MARGIN = 64
 
-CAPTURED_ENDPOINTS = frozenset({"chat.completions", "completions", "responses", "embeddings"})
 
 
 @dataclass
@@ -71,14 +72,14 @@ class CaptureRowBuilder:
         return CaptureRows([self.build(raw)], skips)
 
     def build(self, raw: RawExchange) -> dict:
-        endpoint = endpoint_for_path(raw.path)
+        dialect = dialect_for_path(raw.path)
         row: dict = {
             "id": raw.id,
             "started_at": _iso(raw.started_at),
             "method": raw.method,
             "path": raw.path,
             "query": raw.query,
-            "endpoint": endpoint,
+            "endpoint": dialect.name,
             "status": raw.status,
             "latency_ms": _ms(raw.t_start, raw.t_end),
             "ttfb_ms": _ms(raw.t_start, raw.chunk_times[0] if raw.chunk_times else None),
@@ -87,7 +88,7 @@ class CaptureRowBuilder:
             "capture_truncated": 0,
         }
         row.update(self._request_fields(raw))
-        row.update(self._response_fields(raw, endpoint, row.get("model")))
+        row.update(self._response_fields(raw, dialect, row.get("model")))
         return row
 
     def _request_fields(self, raw: RawExchange) -> dict:
@@ -100,10 +101,11 @@ class CaptureRowBuilder:
             name = name.lower()
             if name.startswith(SHADOWTAP_PREFIX) and not is_secret_header(name):
                 tags[name[len(SHADOWTAP_PREFIX):].decode("latin-1")] = value.decode("latin-1")
-        tags = self._redactor.redact_json(tags)
-        fields["task"] = tags.pop("task", None)
-        fields["risk_tier"] = tags.pop("risk-tier", None)
-        fields["tags"] = orjson.dumps(tags).decode() if tags else None
+        # A dict of strings comes back as a dict of strings (or as itself, when redaction is off).
+        redacted_tags = cast(dict[str, str], self._redactor.redact_json(tags))
+        fields["task"] = redacted_tags.pop("task", None)
+        fields["risk_tier"] = redacted_tags.pop("risk-tier", None)
+        fields["tags"] = orjson.dumps(redacted_tags).decode() if redacted_tags else None
 
         body = raw.request_body
         try:
@@ -128,7 +130,7 @@ class CaptureRowBuilder:
         fields["request_json"] = orjson.dumps(self._redactor.redact_json(request)).decode()
         return fields
 
-    def _response_fields(self, raw: RawExchange, endpoint: str, request_model: str | None) -> dict:
+    def _response_fields(self, raw: RawExchange, dialect: Dialect, request_model: str | None) -> dict:
         fields: dict = {
             "response_headers": orjson.dumps(
                 self._redactor.redact_json(safe_header_dict(raw.response_headers))).decode(),
@@ -143,7 +145,7 @@ class CaptureRowBuilder:
             chunks, error = decode_chunks(encoding.decode("latin-1"), chunks)
             if error:
                 fields["response_unparseable"] = 1
-        assembled = assemble_response(endpoint, content_type_text, chunks)
+        assembled = assemble_response(dialect, content_type_text, chunks)
         is_stream = bool(content_type_text and content_type_text.lower().startswith("text/event-stream"))
 
         if is_stream:
@@ -184,21 +186,21 @@ class CaptureRowBuilder:
         fields["cost_usd"] = self._prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return fields
 
-    def _redacted_and_clipped(self, data: bytes, fields: dict) -> bytes:
+    def _redacted_and_clipped(self, data: bytes | bytearray, fields: dict) -> bytes | bytearray:
         """At most max_body_bytes of `data`, redacted. Cut first (with a margin, so a number
         that straddles the limit is still recognised whole), then redacted, then cut to the limit."""
         if len(data) > self._max_body_bytes:
             data = data[: self._max_body_bytes + _REDACTION_MARGIN]
         return self._clip(self._redact_bytes(data), fields)
 
-    def _redact_bytes(self, data: bytes) -> bytes:
+    def _redact_bytes(self, data: bytes | bytearray) -> bytes | bytearray:
         if not self._redactor.enabled:
             return data
         # surrogateescape keeps invalid UTF-8 bytes exactly as they were, around the redactions.
         text = data.decode("utf-8", "surrogateescape")
         return self._redactor.redact_text(text).encode("utf-8", "surrogateescape")
 
-    def _clip(self, data: bytes, fields: dict) -> bytes:
+    def _clip(self, data: bytes | bytearray, fields: dict) -> bytes | bytearray:
         if len(data) > self._max_body_bytes:
             fields["capture_truncated"] = 1
             return data[: self._max_body_bytes]

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from shadowtap.core.store import CaptureStore
-from shadowtap.proxy.capture.assemble import endpoint_for_path
 from shadowtap.proxy.capture.builder_process import BuildFailure
-from shadowtap.proxy.capture.record import CAPTURED_ENDPOINTS, CaptureRows
+from shadowtap.proxy.capture.record import CaptureRows
+from shadowtap.proxy.dialects import dialect_for_path
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.metrics import ProxyMetrics
 
@@ -38,7 +38,7 @@ _CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.Progr
 class RowBuilding(Protocol):
     """Makes store rows from a batch of items, one result per item, in order."""
 
-    def build_batch(self, items: Sequence[object]) -> list[CaptureRows | BuildFailure]: ...
+    def build_batch(self, items: Sequence[RawExchange | CaptureRows]) -> list[CaptureRows | BuildFailure]: ...
 
     def close(self) -> None: ...
 
@@ -99,7 +99,7 @@ class CaptureWriter:
     def submit(self, exchange: RawExchange | CaptureRows) -> bool:
         """Queue a capture without blocking; False (and counted) when dropped."""
         if (isinstance(exchange, RawExchange) and not self._capture_all
-                and endpoint_for_path(exchange.path) not in CAPTURED_ENDPOINTS):
+                and not dialect_for_path(exchange.path).captured):
             return False
         try:
             self._queue.put_nowait(exchange)
@@ -155,10 +155,10 @@ class CaptureWriter:
             builder.close()
             store.close()
 
-    def _next_batch(self) -> tuple[list, bool]:
+    def _next_batch(self) -> tuple[list[RawExchange | CaptureRows], bool]:
         """Up to batch_size items, collected on the flush timer. The writer polls rather than
         blocking on the queue, so the request path's put never has a sleeping thread to wake."""
-        batch: list = []
+        batch: list[RawExchange | CaptureRows] = []
         deadline = time.monotonic() + self._flush_interval_s
         while len(batch) < self._batch_size:
             try:
@@ -177,7 +177,7 @@ class CaptureWriter:
             batch.append(item)
         return batch, False
 
-    def _build(self, builder: RowBuilding, batch: list) -> list[CaptureRows]:
+    def _build(self, builder: RowBuilding, batch: list[RawExchange | CaptureRows]) -> list[CaptureRows]:
         self._in_hand = len(batch)
         try:
             built = builder.build_batch(batch)

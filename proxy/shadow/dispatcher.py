@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -34,7 +35,7 @@ class ShadowDispatcher:
         live_end, self._worker_end, self._taken = job_channel(self._context)
         self._jobs = JobSender(live_end, config.shadow.queue_size, self._taken)
         self._snapshots = self._context.Queue(maxsize=8)
-        self._process: multiprocessing.Process | None = None
+        self._process: BaseProcess | None = None
         self._collector = ShadowMetricsCollector(self._jobs.depth)
         self._dropped = 0
         metrics.registry.register(self._collector)
@@ -54,13 +55,14 @@ class ShadowDispatcher:
         return "ready" if self._collector.latest.get("ready") else "starting"
 
     def start(self) -> None:
-        self._process = self._context.Process(target=run_worker,
-                                              args=(self._config, self._worker_end, self._taken, self._snapshots),
-                                              name="shadowtap-shadow-worker")
-        self._process.start()
+        process = self._context.Process(target=run_worker,
+                                        args=(self._config, self._worker_end, self._taken, self._snapshots),
+                                        name="shadowtap-shadow-worker")
+        process.start()
+        self._process = process  # only once started: stop() joins what it finds here
         threading.Thread(target=self._read_snapshots, daemon=True, name="shadow-snapshots").start()
 
-    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes) -> None:
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray) -> None:
         """Plan the shadows for a request and hand them to the worker; skips go with the capture."""
         plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body,
                                   body_bytes)
@@ -81,22 +83,23 @@ class ShadowDispatcher:
 
     async def stop(self) -> None:
         """Ask the worker to finish: in-flight calls get the grace period, then it writes and exits."""
-        if self._process is None:
+        process = self._process
+        if process is None:
             self._worker_end.close()
             self._jobs.close()
             return
         self._jobs.send_stop()
         await self._jobs.flushed(timeout_s=5)
-        await asyncio.to_thread(self._join_worker)
+        await asyncio.to_thread(self._join_worker, process)
         self._jobs.close()
 
-    def _join_worker(self) -> None:
+    def _join_worker(self, process: BaseProcess) -> None:
         grace = self._config.shadow.grace_period_s
-        self._process.join(grace + 40)
-        if self._process.is_alive():
+        process.join(grace + 40)
+        if process.is_alive():
             log.error("shadow worker did not stop within %.0fs; terminating it", grace + 40)
-            self._process.terminate()
-            self._process.join(5)
+            process.terminate()
+            process.join(5)
         self._process = None
 
     def _read_snapshots(self) -> None:

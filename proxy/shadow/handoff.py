@@ -37,7 +37,7 @@ def job_channel(context) -> tuple[socket.socket, socket.socket, ctypes.c_longlon
     return live_end, worker_end, context.RawValue(ctypes.c_longlong, 0)
 
 
-def _frame(header: bytes, body: bytes) -> bytes:
+def _frame(header: bytes, body: bytes | bytearray) -> bytes:
     return _LENGTHS.pack(len(header), len(body)) + header + body
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shadowtap.core.config import CandidateConfig, ShadowConfig
-from shadowtap.proxy.capture.assemble import endpoint_for_path
+from shadowtap.proxy.dialects import Dialect, dialect_for_path
 from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value
 from shadowtap.proxy.shadow.sampling import is_sampled
 
 TWIN = "primary_twin"
-_MIRRORABLE = frozenset({"chat.completions", "completions", "embeddings", "responses"})
 
 
 @dataclass(slots=True)
@@ -27,7 +26,7 @@ class ShadowJob:
     exchange_id: str
     started_at: float
     endpoint: str
-    body: bytes
+    body: bytes | bytearray  # a bytearray when the request arrived in several pieces
     candidates: list[str]
     twin: bool = False
 
@@ -48,18 +47,19 @@ class ShadowPlanner:
         return bool(self._candidates) or self._shadow.primary_twin_rate > 0
 
     def plan(self, exchange_id: str, started_at: float, path: str, headers: list[tuple[bytes, bytes]],
-             body: dict | None, body_bytes: bytes = b"") -> ShadowPlan:
+             body: dict | None, body_bytes: bytes | bytearray = b"") -> ShadowPlan:
         """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker."""
-        endpoint = endpoint_for_path(path)
-        request_reason = self._request_ineligible(endpoint, headers, body)
+        dialect = dialect_for_path(path)
+        request_reason = self._request_ineligible(dialect, headers, body)
+        model = body.get("model") if body is not None else None
         plan = ShadowPlan()
         admitted: list[str] = []
         tags = None
         for candidate in self._candidates:
             reason = request_reason
-            if reason is None and endpoint not in candidate.endpoints:
+            if reason is None and dialect.name not in candidate.endpoints:
                 reason = "ineligible"
-            if reason is None and candidate.models and body.get("model") not in candidate.models:
+            if reason is None and candidate.models and model not in candidate.models:
                 reason = "ineligible"
             if reason is None and candidate.tags:
                 tags = tags if tags is not None else _request_tags(headers)
@@ -71,23 +71,20 @@ class ShadowPlanner:
                 admitted.append(candidate.name)
             else:
                 plan.skips.append((candidate.name, reason))
-        twin = (request_reason is None and endpoint == "chat.completions" and self._shadow.primary_twin_rate > 0
-                and (not self._shadow.primary_twin_models or body.get("model") in self._shadow.primary_twin_models)
+        twin = (request_reason is None and dialect.twin_capable and self._shadow.primary_twin_rate > 0
+                and (not self._shadow.primary_twin_models or model in self._shadow.primary_twin_models)
                 and is_sampled(exchange_id, TWIN, self._shadow.primary_twin_rate))
         if admitted or twin:
-            plan.job = ShadowJob(exchange_id, started_at, endpoint, body_bytes, admitted, twin)
+            plan.job = ShadowJob(exchange_id, started_at, dialect.name, body_bytes, admitted, twin)
         return plan
 
-    def _request_ineligible(self, endpoint: str, headers, body: dict | None) -> str | None:
-        if body is None or endpoint not in _MIRRORABLE:
+    def _request_ineligible(self, dialect: Dialect, headers, body: dict | None) -> str | None:
+        if body is None or not dialect.mirrorable:
             return "ineligible"
         retry = header_value(headers, b"x-stainless-retry-count")
         if retry is not None and retry.strip() not in (b"", b"0"):
             return "client_retry"  # the first attempt was already mirrored
-        if endpoint == "responses" and (body.get("previous_response_id") or body.get("store", True) is not False):
-            # The Responses API stores by default: mirroring would create state at the candidate.
-            return "stateful"
-        return None
+        return dialect.mirror_refusal(body)
 
 
 def _request_tags(headers: list[tuple[bytes, bytes]]) -> set[str]:

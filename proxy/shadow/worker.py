@@ -14,6 +14,7 @@ import queue
 import socket
 import threading
 import time
+import types
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRows
 from shadowtap.proxy.capture.shadow_rows import shadow_row, skip_row
 from shadowtap.proxy.capture.writer import CaptureWriter
+from shadowtap.proxy.dialects import dialect_named
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.process_names import SHADOW_WORKER, name_this_process
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
@@ -108,7 +110,7 @@ class ShadowWorker:
                                      batch_size=config.store.batch_size,
                                      flush_interval_s=config.store.flush_interval_ms / 1000)
         self._states: dict[str, CandidateState] = {}
-        self._litellm = None
+        self._litellm: types.ModuleType | None = None  # imported in run(), before any job is read
         self._ready = False
 
     def _build_states(self) -> None:
@@ -180,12 +182,12 @@ class ShadowWorker:
         body = orjson.loads(job.body)  # planned on the live path, so it is known to be a JSON object
         for name in names:
             state = self._states.get(name)
+            if state is None:
+                self._skip(job, name, None, "ineligible")
+                continue
             reason = self._refusal(state)
             if reason is not None:
-                self._stats.skips[(name, reason)] += 1
-                model = state.target.model if state else None
-                self._writer.submit(CaptureRows(shadows=[skip_row(job.exchange_id, name, model, reason,
-                                                                  job.started_at)]))
+                self._skip(job, name, state.target.model, reason)
                 continue
             state.in_flight += 1
             state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
@@ -193,10 +195,12 @@ class ShadowWorker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _skip(self, job: ShadowJob, name: str, model: str | None, reason: str) -> None:
+        self._stats.skips[(name, reason)] += 1
+        self._writer.submit(CaptureRows(shadows=[skip_row(job.exchange_id, name, model, reason, job.started_at)]))
+
     @staticmethod
-    def _refusal(state: CandidateState | None) -> str | None:
-        if state is None:
-            return "ineligible"
+    def _refusal(state: CandidateState) -> str | None:
         if state.in_flight >= state.max_concurrency:
             return "saturated"
         if not state.budget.allows_another_call():
@@ -210,9 +214,10 @@ class ShadowWorker:
         if target.is_twin:
             target = CallTarget(TWIN, f"openai/{body.get('model', '')}", target.api_base, target.api_key,
                                 target.timeout_s, None, is_twin=True)
-        stream = body.get("stream") is True and job.endpoint != "embeddings"
+        dialect = dialect_named(job.endpoint)
+        stream = body.get("stream") is True and dialect.streams_when_asked
         try:
-            if job.endpoint == "embeddings":
+            if dialect.shadow_call == "embedding":
                 result = await call_embedding(self._litellm, body, target)
             else:
                 result = await call_chat(self._litellm, body, target, stream=stream)

@@ -160,7 +160,7 @@ def fill_schema(schema: dict, word: str = "example", answer: str | None = None) 
 
 def chat_completion(body: dict, digest: str) -> dict:
     reply = chat_reply(body, digest)
-    message = {"role": "assistant", "content": reply.content, "refusal": None}
+    message: dict = {"role": "assistant", "content": reply.content, "refusal": None}
     if reply.tool_call:
         message["tool_calls"] = [reply.tool_call]
     return {
@@ -279,7 +279,7 @@ def response_events(body: dict, digest: str) -> list[dict]:
     part = item["content"][0]
     started = {**done, "status": "in_progress", "output": [], "usage": None}
     where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
-    events = [
+    events: list[dict] = [
         {"type": "response.created", "response": started},
         {"type": "response.in_progress", "response": started},
         {"type": "response.output_item.added", "output_index": 0,

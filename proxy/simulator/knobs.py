@@ -7,6 +7,7 @@ the defaults for the pacing ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import orjson
 
@@ -64,6 +65,10 @@ def knobs_from_headers(headers: dict[str, str], *, latency_ms: int, ttft_ms: int
     return knobs
 
 
+@overload
+def int_header(headers: dict[str, str], name: str, default: int) -> int: ...
+@overload
+def int_header(headers: dict[str, str], name: str, default: None) -> int | None: ...
 def int_header(headers: dict[str, str], name: str, default: int | None) -> int | None:
     value = headers.get(name)
     if value is None:

@@ -1,0 +1,40 @@
+"""One module per API dialect, and the registry that picks one for a request path.
+
+Adding a dialect is a new module with a `Dialect` subclass and one line in DIALECTS (before any
+dialect whose paths would also match it). Nothing outside this package names an endpoint.
+"""
+
+from __future__ import annotations
+
+from shadowtap.proxy.dialects.base import AssembledResponse, Dialect
+from shadowtap.proxy.dialects.chat_completions import ChatCompletions
+from shadowtap.proxy.dialects.completions import Completions
+from shadowtap.proxy.dialects.embeddings import Embeddings
+from shadowtap.proxy.dialects.responses import Responses
+
+# Order matters where paths overlap: /chat/completions also ends with /completions.
+DIALECTS: tuple[Dialect, ...] = (ChatCompletions(), Completions(), Embeddings(), Responses())
+OTHER = Dialect()
+_BY_NAME = {dialect.name: dialect for dialect in (*DIALECTS, OTHER)}
+
+
+def dialect_for_path(path: str) -> Dialect:
+    """The dialect whose paths include `path`, or OTHER (forwarded, not understood)."""
+    for dialect in DIALECTS:
+        if dialect.owns(path):
+            return dialect
+    return OTHER
+
+
+def dialect_named(name: str | None) -> Dialect:
+    """The dialect a stored `endpoint` column names; OTHER for an unknown or missing name."""
+    return _BY_NAME.get(name or "", OTHER)
+
+
+def endpoint_for_path(path: str) -> str:
+    """The name stored in the `endpoint` column and used as a metrics label."""
+    return dialect_for_path(path).name
+
+
+__all__ = ["DIALECTS", "OTHER", "AssembledResponse", "Dialect", "dialect_for_path", "dialect_named",
+           "endpoint_for_path"]

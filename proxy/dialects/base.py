@@ -1,0 +1,127 @@
+"""What every API dialect provides, and the response record they all assemble into.
+
+A dialect is one module that knows one API: which paths are its own, how to assemble its
+responses (a JSON body or an event stream) into text, tool calls, finish reason and usage, and
+what the shadow worker and replay may do with its requests. Capture, shadow planning, the
+evaluators and replay ask the dialect; none of them compares endpoint names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class AssembledResponse:
+    text: str | None = None  # the answer's text (chat content, completion text, Responses output_text)
+    tool_calls: list[dict] | None = None  # OpenAI shape: {"id", "type": "function", "function": {...}}
+    finish_reason: str | None = None  # as the dialect names it (Responses: incomplete reason, else status)
+    usage: dict | None = None  # {"prompt_tokens", "completion_tokens", "total_tokens"}
+    model: str | None = None  # as the upstream reported it
+    body: object | None = None  # the parsed JSON of a non-stream response
+    events: int = 0  # SSE data events seen, [DONE] included
+    complete: bool = True  # stream saw its terminal event; body parsed
+    parse_error: str | None = None  # why the body, or the first bad event, did not parse
+    first_content_chunk: int | None = None  # read that completed the first content event (TTFT)
+
+
+class StreamAccumulator:
+    """Collects one stream's events; `feed` returns True when an event carried content."""
+
+    def __init__(self) -> None:
+        self.text_parts: list[str] | None = None
+        self.tool_calls: dict[object, dict] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict | None = None
+        self.model: str | None = None
+        self.complete = False
+
+    def feed(self, event: dict, event_name: str | None) -> bool:
+        self.model = str_or_none(event.get("model")) or self.model
+        self.usage = normalise_usage(event.get("usage")) or self.usage
+        return False
+
+    def add_text(self, text: object) -> bool:
+        if not isinstance(text, str):
+            return False
+        if self.text_parts is None:
+            self.text_parts = []
+        self.text_parts.append(text)
+        return bool(text)
+
+    def finish(self, result: AssembledResponse) -> None:
+        result.text = "".join(self.text_parts) if self.text_parts is not None else None
+        result.tool_calls = list(self.tool_calls.values()) or None
+        result.finish_reason = self.finish_reason
+        result.usage = self.usage
+        result.model = self.model
+        result.complete = self.complete
+
+
+class Dialect:
+    """The defaults describe an API shadowtap forwards but does not understand ("other")."""
+
+    name = "other"
+    captured = False  # recorded by default ([store] capture_all_endpoints records the rest too)
+    mirrorable = False  # a candidate may be sent this request (if its `endpoints` lists the dialect)
+    streams_when_asked = True  # `"stream": true` in the request means an event stream back
+    twin_capable = False  # the primary's own second answer (its noise floor) can be asked for
+    replayable = False  # replay can send a captured request again to a target
+    shadow_call = "chat"  # how the shadow worker calls a candidate: "chat" or "embedding"
+
+    def owns(self, path: str) -> bool:
+        return False
+
+    def mirror_refusal(self, request: dict) -> str | None:
+        """Why this particular request must not be mirrored (a skip reason), or None."""
+        return None
+
+    def assemble_body(self, body: dict, result: AssembledResponse) -> None:
+        """Fill `result` from a parsed JSON response object (model and usage are already set)."""
+
+    def stream_accumulator(self) -> StreamAccumulator:
+        return StreamAccumulator()
+
+
+def path_without_query(path: str) -> str:
+    return path.split("?", 1)[0].rstrip("/")
+
+
+def normalise_usage(usage: object) -> dict | None:
+    """Map chat/completions and Responses API usage onto prompt/completion/total tokens."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
+    completion = int_or_none(usage.get("completion_tokens", usage.get("output_tokens")))
+    total = int_or_none(usage.get("total_tokens"))
+    if completion is None and prompt is not None and total is not None and total >= prompt:
+        completion = total - prompt  # embeddings report only prompt and total
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    if prompt is None and completion is None and total is None:
+        return None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def choice_zero(choices: object) -> dict:
+    candidates = [choice for choice in as_list(choices) if isinstance(choice, dict)]
+    for choice in candidates:
+        if choice.get("index", 0) == 0:
+            return choice
+    return candidates[0] if candidates else {}
+
+
+def as_dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

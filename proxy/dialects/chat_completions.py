@@ -1,0 +1,78 @@
+"""OpenAI Chat Completions: `POST /v1/chat/completions`, JSON or an event stream of deltas."""
+
+from __future__ import annotations
+
+from shadowtap.proxy.dialects.base import (
+    AssembledResponse,
+    Dialect,
+    StreamAccumulator,
+    as_dict,
+    as_list,
+    choice_zero,
+    int_or_none,
+    path_without_query,
+    str_or_none,
+)
+
+
+class ChatCompletions(Dialect):
+    name = "chat.completions"
+    captured = True
+    mirrorable = True
+    twin_capable = True
+    replayable = True
+
+    def owns(self, path: str) -> bool:
+        return path_without_query(path).endswith("/chat/completions")
+
+    def assemble_body(self, body: dict, result: AssembledResponse) -> None:
+        choice = choice_zero(body.get("choices"))
+        message = as_dict(choice.get("message"))
+        result.text = content_text(message.get("content"))
+        calls = [call for call in as_list(message.get("tool_calls")) if isinstance(call, dict)]
+        result.tool_calls = calls or None
+        result.finish_reason = str_or_none(choice.get("finish_reason"))
+
+    def stream_accumulator(self) -> StreamAccumulator:
+        return ChatStream()
+
+
+class ChatStream(StreamAccumulator):
+    def feed(self, event: dict, event_name: str | None) -> bool:
+        super().feed(event, event_name)
+        carried = False
+        for choice in as_list(event.get("choices")):
+            # With n > 1 choices interleave chunk by chunk; only choice 0 is assembled.
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = as_dict(choice.get("delta"))
+            carried |= self.add_text(delta.get("content"))
+            for fragment in as_list(delta.get("tool_calls")):
+                if isinstance(fragment, dict):
+                    self._add_tool_call_fragment(fragment)
+                    carried = True
+            self.finish_reason = str_or_none(choice.get("finish_reason")) or self.finish_reason
+        return carried
+
+    def _add_tool_call_fragment(self, fragment: dict) -> None:
+        function = as_dict(fragment.get("function"))
+        index = int_or_none(fragment.get("index")) or 0
+        call = self.tool_calls.get(index)
+        if call is None:
+            call = {"id": None, "type": "function", "function": {"name": None, "arguments": ""}}
+            self.tool_calls[index] = call
+        # Only the first fragment names the call; later ones add argument text.
+        call["id"] = call["id"] or str_or_none(fragment.get("id"))
+        call["type"] = str_or_none(fragment.get("type")) or call["type"]
+        call["function"]["name"] = call["function"]["name"] or str_or_none(function.get("name"))
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            call["function"]["arguments"] += arguments
+
+
+def content_text(content: object) -> str | None:
+    """A message's content as text: the string itself, or its text parts joined."""
+    if isinstance(content, str) or content is None:
+        return content
+    texts = [part["text"] for part in as_list(content) if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return "".join(texts) if texts else None
