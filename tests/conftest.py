@@ -8,16 +8,19 @@ import os
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.support.servers"]
 
 # Tests that use these fixtures start processes on loopback (a simulated upstream, `shadowtap
-# serve`): they are end-to-end, and `pytest -m "not e2e"` leaves them out of the fast loop.
+# serve`), as does every test of the fault suite: they are end-to-end, and `pytest -m "not e2e"`
+# leaves them out of the fast loop. Other tests that start a process say so with @pytest.mark.e2e.
 PROCESS_FIXTURES = frozenset({"simulator", "proxy", "proxy_factory"})
+PROCESS_FOLDERS = ("faults",)
 
 
 def pytest_collection_modifyitems(config, items):
     import pytest
 
     for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        folder = item.path.parent.name
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in PROCESS_FOLDERS:
             item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,107 @@
+"""`shadowtap captures list|show|export` over a store with known exchanges."""
+
+import base64
+import re
+import time
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from shadowtap.core.cli import cli
+from shadowtap.core.store import CaptureStore
+from tests.support.factories import raw_exchange, row_builder
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    path = tmp_path / "captures.db"
+    store = CaptureStore.open(path)
+    builder = row_builder()
+    now = time.time()
+    raws = [
+        raw_exchange(request_headers=[(b"x-shadowtap-team", b"search")], started_at=now - 3 * 3600),
+        raw_exchange(status=429, response={"error": {"message": "slow down"}}, started_at=now - 60),
+        raw_exchange(path="/v1/embeddings", request={"model": "text-embedding-3-small", "input": "x"},
+                     response={"data": [], "usage": {"prompt_tokens": 1, "total_tokens": 1}}, started_at=now - 30),
+        raw_exchange(request=b"\xff not json", started_at=now - 10),
+    ]
+    store.insert_exchanges([builder.build(raw) for raw in raws])
+    store.close()
+    return str(path)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
+
+
+def listed_ids(output: str) -> list[str]:
+    return [orjson.loads(line)["id"] for line in output.splitlines() if line.strip()]
+
+
+def test_list_shows_a_table_of_the_newest_exchanges_first(store_path):
+    result = run("captures", "list", "--store", store_path)
+    assert result.exit_code == 0
+    assert "4 of 4 captured exchanges" in result.output
+    # The 429 exchange is the oldest; "429" alone as a word is its status (an id may hold the digits).
+    lines = result.output.splitlines()
+    embeddings_line = next(index for index, line in enumerate(lines) if "embeddings" in line)
+    status_429_line = next(index for index, line in enumerate(lines) if re.search(r"\b429\b", line))
+    assert embeddings_line < status_429_line
+
+
+@pytest.mark.parametrize("options, expected_count", [
+    (["--endpoint", "embeddings"], 1),
+    (["--status", "429"], 1),
+    (["--tag", "team=search"], 1),
+    (["--since", "2h"], 3),
+    (["--until", "2h"], 1),
+    (["--model", "gpt-4o-mini"], 2),
+    (["--limit", "2"], 2),
+])
+def test_list_filters_select_the_matching_exchanges(store_path, options, expected_count):
+    result = run("captures", "list", "--store", store_path, "--json", *options)
+    assert result.exit_code == 0
+    assert len(listed_ids(result.output)) == expected_count
+
+
+def test_show_prints_the_full_exchange_for_an_id_prefix(store_path):
+    exchange_id = listed_ids(run("captures", "list", "--store", store_path, "--json", "--status", "429").output)[0]
+    result = run("captures", "show", exchange_id[:20], "--store", store_path, "--json")
+    assert result.exit_code == 0
+    document = orjson.loads(result.output)
+    assert document["id"] == exchange_id
+    assert document["response"] == {"error": {"message": "slow down"}}
+    assert document["request"]["messages"][0]["content"] == "hi"
+
+
+def test_show_exits_1_when_the_exchange_is_unknown(store_path):
+    result = run("captures", "show", "nope", "--store", store_path)
+    assert result.exit_code == 1
+    assert "no captured exchange with id 'nope'" in result.output
+
+
+def test_export_writes_one_json_line_per_exchange_with_bytes_as_base64(store_path, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = run("captures", "export", "--store", store_path, "-o", str(out))
+    assert result.exit_code == 0
+    documents = [orjson.loads(line) for line in out.read_text().splitlines()]
+    assert len(documents) == 4
+    unparseable = [d for d in documents if d["request_unparseable"]]
+    assert base64.b64decode(unparseable[0]["request"]["base64"]) == b"\xff not json"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--tag", "team"], "expected NAME=VALUE"),
+    (["--since", "yesterday"], "expected an ISO time"),
+])
+def test_bad_filters_exit_2_with_what_is_accepted(store_path, options, message):
+    result = run("captures", "list", "--store", store_path, *options)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_a_store_in_a_missing_directory_exits_2(tmp_path):
+    result = run("captures", "list", "--store", str(tmp_path / "missing" / "x.db"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
