@@ -12,7 +12,8 @@
     │   └── FeedbackConflict     a feedback id reused with other content -> HTTP 409
     └── UpstreamError        the primary could not be reached or answered badly
         ├── UpstreamUnreachable  connect failure              -> HTTP 502
-        └── UpstreamTimeout      no answer in time            -> HTTP 504
+        ├── UpstreamTimeout      no answer in time            -> HTTP 504
+        └── ProxyOverloaded      this machine is out of files -> HTTP 503 (not the primary's fault)
 
 They become exit codes only in the CLI and HTTP statuses only in the app.
 """
@@ -72,6 +73,11 @@ class FeedbackConflict(FeedbackError):
 
 class UpstreamError(ShadowtapError):
     """The primary upstream failed before a response could be relayed."""
+
+
+class ProxyOverloaded(UpstreamError):
+    """The proxy ran out of a local resource (open files, socket buffers, memory) before it could
+    reach the primary: answered 503 `proxy_overloaded`, never recorded as the primary failing."""
 
 
 class UpstreamUnreachable(UpstreamError):

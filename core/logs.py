@@ -1,6 +1,7 @@
 """Structured logging: one JSON object per line (or plain text), never a secret in a record.
 
-Log records carry only what the code puts in them; the proxy never logs headers or bodies.
+Log records carry only what the code puts in them; the proxy never logs headers or bodies, and no
+library it calls logs below INFO, since at DEBUG they quote whole requests and responses.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from datetime import UTC, datetime
 
 import orjson
 
-from shadowtap.core.secrets import ScrubSecrets
+from shadowtap.core.secrets import ScrubSecrets, redact_query
+
+# Only these loggers' DEBUG records are written. At DEBUG, libraries quote whole requests and
+# responses: openai's "Request options" holds the candidate's request body, httpcore logs response
+# headers, litellm a curl command with the body. With [server] log_level = "debug" they stay at INFO.
+_OWN_LOGGERS = ("shadowtap",)
+# Raised to INFO up front, so their DEBUG records are never even built (the handler's filter
+# below drops those of any other library, and of these if one lowers its level again, as
+# OPENAI_LOG=debug does at import). litellm's loggers matter most: litellm writes them through its
+# own handler, straight to stdout, past that filter.
+_LIBRARY_LOGGERS = ("openai", "httpx", "httpcore", "litellm", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy",
+                    "aiohttp", "asyncio", "instructor", "ragas", "urllib3", "hpack", "multipart")
 
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "color_message"}
@@ -42,11 +54,46 @@ class _DropDeliberateTruncation(logging.Filter):
         return "returned without completing response" not in record.getMessage()
 
 
+class _OnlyOwnDebugRecords(logging.Filter):
+    """Drops records below INFO unless shadowtap wrote them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or record.name.partition(".")[0] in _OWN_LOGGERS
+
+
+class _RedactQueryCredentials(logging.Filter):
+    """uvicorn's access line quotes the request target with its query string; a credential passed
+    as a query parameter (`?key=`, as Google's APIs take it) is replaced before any handler sees it.
+    One `in` test per line for a request without a query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(arg, str) and "?" in arg for arg in args):
+            record.args = tuple(_target_redacted(arg) if isinstance(arg, str) else arg for arg in args)
+        return True
+
+
+def _target_redacted(text: str) -> str:
+    path, question, query = text.partition("?")
+    return f"{path}?{redact_query(query)}" if question else text
+
+
+def hold_library_loggers(level: str) -> None:
+    """Library loggers at INFO or above, whatever the configured level: call again after importing a
+    library that sets its own levels (litellm)."""
+    floor = max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < floor:
+            logger.setLevel(floor)
+
+
 def configure_logging(level: str = "info", fmt: str = "json", file: str = "", secrets: Sequence[str] = ()) -> None:
     """The proxy's and the shadow worker's logging; `secrets` (key values) never appear in a record,
     nor do credential-shaped strings that a library quotes from a failed request."""
     handler: logging.Handler = (logging.FileHandler(file, encoding="utf-8") if file
                                 else logging.StreamHandler(sys.stderr))
+    handler.addFilter(_OnlyOwnDebugRecords())
     handler.addFilter(ScrubSecrets(secrets))
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -58,6 +105,10 @@ def configure_logging(level: str = "info", fmt: str = "json", file: str = "", se
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.error").addFilter(_DropDeliberateTruncation())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, _RedactQueryCredentials) for existing in access.filters):
+        access.addFilter(_RedactQueryCredentials())
+    hold_library_loggers(level)
 
 
 def guard_library_logs(secrets: Sequence[str] = ()) -> None:

@@ -100,7 +100,8 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
     writer = CaptureWriter(open_store, make_build, metrics, queue_size=config.store.queue_size,
                            batch_size=config.store.batch_size,
                            flush_interval_s=config.store.flush_interval_ms / 1000,
-                           capture_all_endpoints=config.store.capture_all_endpoints)
+                           capture_all_endpoints=config.store.capture_all_endpoints,
+                           queue_max_bytes=config.store.queue_max_bytes)
     primary = PrimaryClient(config.primary)
     shadows = ShadowDispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
     forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,

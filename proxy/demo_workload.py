@@ -69,7 +69,7 @@ def qa_route(index: int) -> str:
 
 
 def halueval_rows() -> list[dict]:
-    text = resources.files("proxy.demo_data").joinpath("halueval_sample.jsonl").read_text(encoding="utf-8")
+    text = resources.files("shadowtap.proxy.demo_data").joinpath("halueval_sample.jsonl").read_text(encoding="utf-8")
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 

@@ -16,7 +16,8 @@ from typing import Protocol
 import aiohttp
 import orjson
 
-from shadowtap.core.errors import UpstreamError, UpstreamTimeout
+from shadowtap.core.errors import ProxyOverloaded, UpstreamError, UpstreamTimeout
+from shadowtap.proxy.dialects import Dialect, dialect_for_path
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
@@ -107,6 +108,10 @@ class PrimaryForwarder:
         except UnsafePath as exc:
             await self._reject_unsafe_path(exchange, send, exc)
             return
+        dialect = dialect_for_path(exchange.path)
+        if exchange.method not in dialect.methods:
+            await self._reject_method(exchange, send, dialect)
+            return
         try:
             exchange.request_body = await self._read_body(scope["headers"], receive)
         except _BodyTooLarge:
@@ -172,13 +177,28 @@ class PrimaryForwarder:
         log.warning("request path refused", extra={"exchange_id": exchange.id, "reason": str(reason)})
         await self._reject_unread_body(exchange, send, 400, message, "invalid_path")
 
-    async def _reject_unread_body(self, exchange: RawExchange, send, status: int, message: str, code: str) -> None:
+    async def _reject_method(self, exchange: RawExchange, send, dialect: Dialect) -> None:
+        # HEAD and OPTIONS are refused too: no OpenAI or Anthropic SDK sends them, and answering a
+        # browser's CORS preflight would let any web page drive the proxy (and the primary's key,
+        # when `[primary] api_key_env` sets it) from a visitor's browser. See docs/live-path.md.
+        allowed = ", ".join(dialect.methods)
+        message = (f"shadowtap: method {exchange.method} is not used by the API at {exchange.path!r}; it was not "
+                   f"forwarded. Allowed there: {allowed}.")
+        self._metrics.method_refused.inc()
+        log.warning("request method refused", extra={"exchange_id": exchange.id, "method": exchange.method,
+                                                     "endpoint": dialect.name})
+        await self._reject_unread_body(exchange, send, 405, message, "method_not_allowed", allow=allowed)
+
+    async def _reject_unread_body(self, exchange: RawExchange, send, status: int, message: str, code: str, *,
+                                  allow: str | None = None) -> None:
         """Answer before the body was read, and capture that answer."""
         body = error_body(message, type_="invalid_request_error", code=code)
         # `connection: close`: the rest of the body may still be on its way, so this connection
         # cannot carry another request, and no client can keep it open by trickling that rest.
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close"), (b"x-shadowtap-exchange-id", exchange.id.encode())]
+        if allow is not None:
+            headers.append((b"allow", allow.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         record_proxy_error(exchange, status, body, message)
@@ -256,8 +276,12 @@ class PrimaryForwarder:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _answer_upstream_failure(self, exc: UpstreamError, exchange: RawExchange, send, watcher) -> None:
-        status = 504 if isinstance(exc, UpstreamTimeout) else 502
-        code = "upstream_timeout" if status == 504 else "upstream_unreachable"
+        if isinstance(exc, ProxyOverloaded):
+            status, code = 503, "proxy_overloaded"
+        elif isinstance(exc, UpstreamTimeout):
+            status, code = 504, "upstream_timeout"
+        else:
+            status, code = 502, "upstream_unreachable"
         watcher.cancel()
         body = await send_error(send, status, f"shadowtap: {exc}", type_="upstream_error", code=code,
                                 exchange_id=exchange.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shadowtap.core.secrets import name_suggests_credential
+
 # RFC 9110 §7.6.1 connection-specific headers, plus the ones the proxy recomputes itself.
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
@@ -9,21 +11,25 @@ HOP_BY_HOP = frozenset({
 })
 _NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length"}
 
-# Values that are never written anywhere: store, logs, errors.
+# Values that are never written anywhere: store, logs, errors. Beyond these, any header whose name
+# suggests a credential (`name_suggests_credential`: `x-client-credential`, `x-amz-security-token`...).
 SECRET_HEADERS = frozenset({
     b"authorization", b"proxy-authorization", b"api-key", b"x-api-key", b"cookie",
-    b"set-cookie", b"x-goog-api-key", b"openai-organization", b"openai-project",
-    b"x-shadowtap-key",
+    b"set-cookie", b"x-goog-api-key", b"x-shadowtap-key",
 })
-_SECRET_MARKERS = (b"key", b"token", b"secret", b"auth", b"cookie", b"session", b"password")
+# Not credentials, but they name the account a key bills to (and the primary echoes them in its
+# answer), so they stay out of the store like one; `client_key_hash` groups traffic instead.
+ACCOUNT_HEADERS = frozenset({b"openai-organization", b"openai-project"})
 
 SHADOWTAP_PREFIX = b"x-shadowtap-"
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # values that name no other header
 
 
 def is_secret_header(name: bytes) -> bool:
-    """True for credentials by name, or anything whose name suggests one."""
-    return name in SECRET_HEADERS or any(marker in name for marker in _SECRET_MARKERS)
+    """True for credentials by name, account identifiers, or anything whose name suggests a
+    credential. `name` is lower-case, as ASGI servers deliver header names."""
+    return (name in SECRET_HEADERS or name in ACCOUNT_HEADERS
+            or name_suggests_credential(name.decode("latin-1")))
 
 
 def connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

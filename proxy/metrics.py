@@ -36,6 +36,10 @@ class ProxyMetrics:
         self.path_refused = Counter("shadowtap_request_path_refused_total",
                                     "Requests refused with 400 for a path that could leave the primary's "
                                     "base path.", registry=r)
+        # Not labelled by method: under some HTTP parsers a client may invent any method name.
+        self.method_refused = Counter("shadowtap_request_method_refused_total",
+                                      "Requests refused with 405 for a method the endpoint's API does not use.",
+                                      registry=r)
         self.unauthorized = Counter("shadowtap_unauthorized_total",
                                     "Requests refused with 401 for a missing or wrong proxy key.", registry=r)
         self.capture_enqueued = Counter("shadowtap_capture_enqueued_total",
@@ -68,7 +72,7 @@ class ProxyMetrics:
             self.client_disconnects.inc()
 
     def observe_refused(self, exchange: RawExchange) -> None:
-        """A request the proxy answered itself before reading it all (413, 408): counted, not timed."""
+        """A request the proxy answered itself before reading it all (400, 405, 408, 413): counted, not timed."""
         self.requests.labels(endpoint_for_path(exchange.path), _status_label(exchange.status)).inc()
 
     def render(self) -> bytes:

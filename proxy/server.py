@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import resource
 import signal
 import sys
 
@@ -19,12 +21,18 @@ from shadowtap.proxy.multiworker import serve_workers
 # ready socket can wait that long for the GIL. Measured with bench/proxy_overhead.py: added p99 at
 # 8 connections fell from 31-92 ms to 10-16 ms at 0.5 ms, with no change at p50.
 LIVE_PATH_SWITCH_INTERVAL_S = 0.0005
+# Files a process needs besides client and primary connections: the store and its WAL, logs,
+# pipes to the capture builder and the shadow worker, the listening socket.
+_SPARE_FILES = 64
+
+log = logging.getLogger("shadowtap.server")
 
 
 def serve(config: ShadowtapConfig) -> None:
     sys.setswitchinterval(LIVE_PATH_SWITCH_INTERVAL_S)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
+    ensure_file_limit(config)
     if config.server.workers > 1:
         serve_workers(config, uvicorn_options(config), LIVE_PATH_SWITCH_INTERVAL_S)
         return
@@ -47,8 +55,12 @@ def uvicorn_options(config: ShadowtapConfig) -> dict:
         host=config.server.host,
         port=config.server.port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        # httptools (uvicorn[standard]) with a deadline for request headers: see header_deadline.py.
-        http=HeaderDeadlineProtocol.with_timeout(config.server.header_timeout_s),
+        # httptools (uvicorn[standard]) with a deadline and limits for request headers and a cap
+        # on connections: see header_deadline.py.
+        http=HeaderDeadlineProtocol.with_timeout(config.server.header_timeout_s,
+                                                 max_header_bytes=config.server.max_header_bytes,
+                                                 max_header_count=config.server.max_header_count,
+                                                 max_connections=config.server.max_connections),
         lifespan="on",
         access_log=config.server.access_log,
         log_config=None,
@@ -57,3 +69,19 @@ def uvicorn_options(config: ShadowtapConfig) -> dict:
         timeout_graceful_shutdown=config.server.graceful_shutdown_s,
         timeout_keep_alive=30,
     )
+
+
+def ensure_file_limit(config: ShadowtapConfig) -> None:
+    """Raise the soft open-file limit to cover [server] max_connections, the primary pool and
+    spares, when the hard limit allows; warn otherwise. Past the limit, accept() and connect()
+    fail with EMFILE, and the cap on connections would not protect anyone."""
+    needed = config.server.max_connections + config.primary.max_connections + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return
+    log.warning("the open-file limit (%d) is below [server] max_connections + [primary] max_connections + %d "
+                "(%d); lower those keys or raise ulimit -n, or connections will fail with 'Too many open files'",
+                hard, _SPARE_FILES, needed, extra={"open_file_limit": hard, "needed": needed})

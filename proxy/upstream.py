@@ -6,14 +6,23 @@ request; the live path's budget is a fraction of a millisecond.
 
 from __future__ import annotations
 
+import errno
+
 import aiohttp
 from yarl import URL
 
 from shadowtap.core.config import PrimaryConfig
-from shadowtap.core.errors import UpstreamTimeout, UpstreamUnreachable
+from shadowtap.core.errors import ProxyOverloaded, UpstreamTimeout, UpstreamUnreachable
 
 # aiohttp would otherwise add its own values; the primary must see what the client sent.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+# Errors of this machine, not of the primary: no file descriptor, socket buffer or memory left
+# for a new connection. They must never be recorded as the primary failing.
+_LOCAL_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _local_exhaustion(error: BaseException | None) -> bool:
+    return isinstance(error, OSError) and error.errno in _LOCAL_RESOURCE_ERRNOS
 
 
 class PrimaryClient:
@@ -68,12 +77,25 @@ class PrimaryClient:
                 method, url, headers=headers, data=body or None, allow_redirects=False,
             )
         except aiohttp.ClientConnectorError as exc:
+            if _local_exhaustion(exc.os_error):
+                raise self._overloaded(exc.os_error) from None
             raise UpstreamUnreachable(
                 f"could not connect to the primary upstream at {self._base}: {exc.os_error.strerror or exc}"
             ) from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"the primary upstream at {self._base} did not answer in time") from None
         except aiohttp.ClientError as exc:
+            if _local_exhaustion(exc):
+                raise self._overloaded(exc) from None
             raise UpstreamUnreachable(
                 f"the primary upstream at {self._base} failed before answering: {type(exc).__name__}: {exc}"
             ) from None
+        except OSError as exc:
+            if _local_exhaustion(exc):
+                raise self._overloaded(exc) from None
+            raise
+
+    def _overloaded(self, error: BaseException) -> ProxyOverloaded:
+        return ProxyOverloaded(f"shadowtap itself is out of resources ({getattr(error, 'strerror', None) or error}); "
+                               f"the request was not sent to the primary at {self._base}, which is not at fault. "
+                               "Lower [server] max_connections or raise the open-file limit (ulimit -n)")

@@ -27,6 +27,9 @@ class ServerConfig:
     workers: int = 1
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    max_connections: int = 2048
 
     def validate(self) -> None:
         check_range("[server] port", self.port, 0, 65535)
@@ -42,6 +45,9 @@ class ServerConfig:
         check_range("[server] workers", self.workers, 1, MAX_WORKERS)
         check_range("[server] header_timeout_s", self.header_timeout_s, 0.001)
         check_range("[server] body_timeout_s", self.body_timeout_s, 0.001)
+        check_range("[server] max_header_bytes", self.max_header_bytes, 1024)
+        check_range("[server] max_header_count", self.max_header_count, 1)
+        check_range("[server] max_connections", self.max_connections, 1)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class PrimaryConfig:
 class StoreConfig:
     path: str = "shadowtap.db"
     queue_size: int = 10_000
+    queue_max_bytes: int = 256 * 1024 * 1024
     batch_size: int = 200
     flush_interval_ms: int = 100
     max_capture_body_bytes: int = 4 * 1024 * 1024
@@ -90,6 +97,7 @@ class StoreConfig:
         if not self.path:
             raise ConfigError("[store] path = '': expected a file path for the SQLite capture store")
         check_range("[store] queue_size", self.queue_size, 1)
+        check_range("[store] queue_max_bytes", self.queue_max_bytes, 1)
         check_range("[store] batch_size", self.batch_size, 1, 10_000)
         check_range("[store] flush_interval_ms", self.flush_interval_ms, 1, 60_000)
         check_range("[store] max_capture_body_bytes", self.max_capture_body_bytes, 0)

@@ -47,6 +47,10 @@ class ShadowtapConfig:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ConfigError(f"[[candidates]] name = {duplicates[0]!r} is used twice; names must be unique")
+        if self.store.queue_max_bytes < self.server.max_body_bytes:
+            # A request the proxy accepts could then never be captured.
+            raise ConfigError(f"[store] queue_max_bytes = {self.store.queue_max_bytes}: expected at least "
+                              f"[server] max_body_bytes ({self.server.max_body_bytes})")
         if self.server.workers > 1 and self.shadows_configured():
             # Each worker would run its own shadow worker, each with the full caps and budgets.
             raise ConfigError(f"[server] workers = {self.server.workers}: shadow mirroring ([[candidates]] or "

@@ -1,7 +1,8 @@
 """Turn a raw exchange into a capture-store row: parse, assemble, redact, price, hash the key.
 
-Runs in the capture writer, never on the request path. Secrets stop here: header values that
-are credentials are dropped, and the client's key survives only as a keyed hash.
+Runs in the capture builder, never on the request path. Secrets stop here: header values that
+are credentials are dropped, query parameters that are credentials (`?key=`) are replaced, and the
+client's key survives only as a keyed hash.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import cast
 import orjson
 
 from shadowtap.core.redaction import Redactor
+from shadowtap.core.secrets import redact_query
 from shadowtap.proxy.capture.assemble import assemble_response
 from shadowtap.proxy.capture.decoding import decode_chunks
 from shadowtap.proxy.capture.pricing import PriceTable
@@ -78,7 +80,7 @@ class CaptureRowBuilder:
             "started_at": _iso(raw.started_at),
             "method": raw.method,
             "path": raw.path,
-            "query": raw.query,
+            "query": redact_query(raw.query),
             "endpoint": dialect.name,
             "status": raw.status,
             "latency_ms": _ms(raw.t_start, raw.t_end),

@@ -1,10 +1,11 @@
 """CaptureWriter: a bounded queue and one thread that writes captures to the store in batches.
 
-The request path only calls `submit`, which never blocks: when the queue is full the exchange is
-dropped and counted. A failed batch (disk full, locked database) is kept and retried, so nothing
-already accepted is lost while the store recovers; new captures wait in the bounded queue meanwhile
-and are dropped, counted as `store_failing`, once it is full. Each failing episode is logged when it
-starts and when it ends. `close` drains everything before returning.
+The request path only calls `submit`, which never blocks: when the queue is full, by count or by
+the bytes its raw exchanges hold, the exchange is dropped and counted. A failed batch (disk full,
+locked database) is kept and retried, so nothing already accepted is lost while the store
+recovers; new captures wait in the bounded queue meanwhile and are dropped, counted as
+`store_failing`, once it is full. Each failing episode is logged when it starts and when it ends.
+`close` drains everything before returning.
 """
 
 from __future__ import annotations
@@ -35,6 +36,51 @@ _CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.Progr
                    TypeError, ValueError, OverflowError)
 
 
+class ByteBoundedQueue(queue.Queue):
+    """A queue.Queue that also bounds the bytes of what it holds. `offer` checks both bounds and
+    appends under the queue's own lock, so the byte count costs no second lock on the request
+    path. Bytes stay counted after an item is taken, until the writer `release`s them once its
+    batch is written or given up: the batch in hand is memory held too."""
+
+    def __init__(self, maxsize: int, max_bytes: int | None) -> None:
+        super().__init__(maxsize)
+        self.max_bytes = max_bytes
+        self.bytes_held = 0
+
+    def offer(self, item: object, size: int) -> str | None:
+        """Append without blocking; None when queued, else which bound refused it."""
+        with self.mutex:
+            if self.maxsize > 0 and self._qsize() >= self.maxsize:
+                return "queue_full"
+            if self.max_bytes is not None and self.bytes_held + size > self.max_bytes:
+                return "queue_bytes"
+            self.queue.append((item, size))
+            self.bytes_held += size
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+        return None
+
+    def release(self, size: int) -> None:
+        if size:
+            with self.mutex:
+                self.bytes_held -= size
+
+    # queue.Queue's hooks (called under its lock): items are stored with their size.
+    def _put(self, item: object) -> None:
+        self.queue.append((item, 0))
+
+    def _get(self) -> tuple[object, int]:
+        return self.queue.popleft()
+
+
+def held_bytes(exchange: RawExchange | CaptureRows) -> int:
+    """The bytes a raw exchange keeps alive (request body and response chunks). Sizes only, no
+    copy. Built CaptureRows (from the shadow worker) are small and bounded by count alone."""
+    if isinstance(exchange, RawExchange):
+        return len(exchange.request_body) + sum(map(len, exchange.response_chunks))
+    return 0
+
+
 class RowBuilding(Protocol):
     """Makes store rows from a batch of items, one result per item, in order."""
 
@@ -50,11 +96,11 @@ class CaptureWriter:
     def __init__(self, open_store: Callable[[], CaptureStore],
                  make_build: Callable[[CaptureStore], RowBuilding], metrics: ProxyMetrics, *,
                  queue_size: int, batch_size: int, flush_interval_s: float,
-                 capture_all_endpoints: bool = False) -> None:
+                 capture_all_endpoints: bool = False, queue_max_bytes: int | None = None) -> None:
         self._open_store = open_store
         self._make_build = make_build
         self._metrics = metrics
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue = ByteBoundedQueue(queue_size, queue_max_bytes)
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._capture_all = capture_all_endpoints
@@ -66,6 +112,7 @@ class CaptureWriter:
         self.written = 0  # exchanges written by this writer (the shutdown log reports it)
         self._episode = FailureEpisode()
         self._in_hand = 0  # rows of the batch being written (for the loss count if it never lands)
+        self._in_hand_bytes = 0  # raw bytes of that batch, released from the queue's count once done
         metrics.track_queue_depth(self._queue.qsize)
 
     def start(self) -> None:
@@ -92,6 +139,10 @@ class CaptureWriter:
         while self._in_hand and time.monotonic() < deadline:
             time.sleep(0.005)
 
+    def queued_bytes(self) -> int:
+        """Bytes of raw exchanges queued or in the batch being written."""
+        return self._queue.bytes_held
+
     def store_state(self) -> str:
         """"ok", or "failing" while writes to the store fail (captures wait in the queue)."""
         return "failing" if self._episode.failing else "ok"
@@ -101,15 +152,14 @@ class CaptureWriter:
         if (isinstance(exchange, RawExchange) and not self._capture_all
                 and not dialect_for_path(exchange.path).captured):
             return False
-        try:
-            self._queue.put_nowait(exchange)
-        except queue.Full:
+        refused = self._queue.offer(exchange, held_bytes(exchange))
+        if refused is not None:
             # While writes fail the queue fills because the store is failing, not because of load.
             if self._episode.failing:
                 self._episode.dropped += 1
                 self._metrics.capture_dropped.labels("store_failing").inc()
             else:
-                self._metrics.capture_dropped.labels("queue_full").inc()
+                self._metrics.capture_dropped.labels(refused).inc()
             return False
         self._metrics.capture_enqueued.inc()
         return True
@@ -149,8 +199,11 @@ class CaptureWriter:
             while not stopping:
                 batch, stopping = self._next_batch()
                 parts = self._build(builder, batch) if batch else []
+                del batch  # the raw exchanges are not needed once built
                 if parts:
                     self._write(store, parts, stopping)
+                self._queue.release(self._in_hand_bytes)
+                self._in_hand_bytes = 0
         finally:
             builder.close()
             store.close()
@@ -159,10 +212,11 @@ class CaptureWriter:
         """Up to batch_size items, collected on the flush timer. The writer polls rather than
         blocking on the queue, so the request path's put never has a sleeping thread to wake."""
         batch: list[RawExchange | CaptureRows] = []
+        self._in_hand_bytes = 0
         deadline = time.monotonic() + self._flush_interval_s
         while len(batch) < self._batch_size:
             try:
-                item = self._queue.get_nowait()
+                item, size = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
@@ -174,6 +228,7 @@ class CaptureWriter:
                 continue
             if item is _STOP:
                 return batch, True
+            self._in_hand_bytes += size
             batch.append(item)
         return batch, False
 

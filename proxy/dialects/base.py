@@ -1,9 +1,10 @@
 """What every API dialect provides, and the response record they all assemble into.
 
-A dialect is one module that knows one API: which paths are its own, how to assemble its
-responses (a JSON body or an event stream) into text, tool calls, finish reason and usage, and
-what the shadow worker and replay may do with its requests. Capture, shadow planning, the
-evaluators and replay ask the dialect; none of them compares endpoint names.
+A dialect is one module that knows one API: which paths are its own and which HTTP methods they
+take, how to assemble its responses (a JSON body or an event stream) into text, tool calls, finish
+reason and usage, and what the shadow worker and replay may do with its requests. The forwarder,
+capture, shadow planning, the evaluators and replay ask the dialect; none of them compares
+endpoint names.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class Dialect:
     twin_capable = False  # the primary's own second answer (its noise floor) can be asked for
     replayable = False  # replay can send a captured request again to a target
     shadow_call = "chat"  # how the shadow worker calls a candidate: "chat" or "embedding"
+    # The methods forwarded on this dialect's paths; any other is answered 405 and never forwarded.
+    # OpenAI's and Anthropic's APIs read with GET, create, update and act with POST, and delete
+    # with DELETE (files, models, responses, batches); their SDKs send no PUT, PATCH, HEAD, OPTIONS
+    # or TRACE. The order is the `Allow` header's.
+    methods: tuple[str, ...] = ("GET", "POST", "DELETE")
 
     def owns(self, path: str) -> bool:
         return False

@@ -21,6 +21,9 @@ class ChatCompletions(Dialect):
     mirrorable = True
     twin_capable = True
     replayable = True
+    # GET lists the completions stored with `"store": true` (the SDK's `chat.completions.list()`);
+    # one stored completion, `/chat/completions/{id}`, is not this dialect's path.
+    methods = ("GET", "POST")
 
     def owns(self, path: str) -> bool:
         return path_without_query(path).endswith("/chat/completions")

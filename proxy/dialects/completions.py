@@ -17,6 +17,7 @@ class Completions(Dialect):
     name = "completions"
     captured = True
     mirrorable = True
+    methods = ("POST",)
 
     def owns(self, path: str) -> bool:
         return path_without_query(path).endswith("/completions")

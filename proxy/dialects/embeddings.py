@@ -11,6 +11,7 @@ class Embeddings(Dialect):
     mirrorable = True
     streams_when_asked = False
     shadow_call = "embedding"
+    methods = ("POST",)
 
     def owns(self, path: str) -> bool:
         return path_without_query(path).endswith("/embeddings")

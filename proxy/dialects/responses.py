@@ -22,6 +22,9 @@ class Responses(Dialect):
     name = "responses"
     captured = True
     mirrorable = True
+    # POST creates (and cancels, counts input tokens, compacts), GET retrieves a stored response or
+    # its input items, DELETE deletes one: the default set, said here so it is not inherited by accident.
+    methods = ("GET", "POST", "DELETE")
 
     def owns(self, path: str) -> bool:
         path = path_without_query(path)

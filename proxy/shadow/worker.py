@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from shadowtap.core.config import ShadowtapConfig
-from shadowtap.core.logs import configure_logging
+from shadowtap.core.logs import configure_logging, hold_library_loggers
 from shadowtap.core.redaction import Redactor
 from shadowtap.core.secrets import configured_secrets
 from shadowtap.core.store import CaptureStore
@@ -142,6 +142,7 @@ class ShadowWorker:
 
         configure_litellm(litellm)
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
+        hold_library_loggers(self._config.server.log_level)  # at DEBUG, they would log request bodies
         self._litellm = litellm
         await self._warm_up(litellm)
         self._ready = True
@@ -233,11 +234,14 @@ class ShadowWorker:
         row = shadow_row(job.exchange_id, target, job.started_at, stream, result, self._prices)
         state.budget.record(row["cost_usd"])
         self._stats.calls[(target.name, result.outcome)] += 1
+        log.debug("shadow call finished", extra={"exchange_id": job.exchange_id, "candidate": target.name,
+                                                 "outcome": result.outcome, "latency_ms": result.latency_ms})
         self._writer.submit(CaptureRows(shadows=[self._redacted(row)]))
 
     def _redacted(self, row: dict) -> dict:
         if self._redactor.enabled:
-            for column in ("response_text", "response_tool_calls"):
+            # A candidate's error can quote the request back (careless providers do), prompt and all.
+            for column in ("response_text", "response_tool_calls", "error_message"):
                 if row[column]:
                     row[column] = self._redactor.redact_text(row[column])
         return row

@@ -88,6 +88,21 @@ def test_minimal_config_works_as_it_stands(tmp_path):
      ["[gate] max_error_rate = nan", "between 0 and 1"]),
     ({"primary": {"base_url": "http://x/v1"}, "shadow": {"worker_nice": 20}},
      ["[shadow] worker_nice = 20", "between 0 and 19"]),
+    ({"primary": {"base_url": "http://x/v1"}, "server": {"max_header_bytes": 10}},
+     ["[server] max_header_bytes = 10", "at least 1024"]),
+    ({"primary": {"base_url": "http://x/v1"}, "server": {"max_header_count": 0}},
+     ["[server] max_header_count = 0", "at least 1"]),
+    ({"primary": {"base_url": "http://x/v1"}, "server": {"max_connections": -5}},
+     ["[server] max_connections = -5", "at least 1"]),
+    ({"primary": {"base_url": "http://x/v1"}, "server": {"max_connections": 1.5}},
+     ["[server] max_connections = 1.5", "integer"]),
+    ({"primary": {"base_url": "http://x/v1"}, "store": {"queue_max_bytes": 0}},
+     ["[store] queue_max_bytes = 0", "at least 1"]),
+    ({"primary": {"base_url": "http://x/v1"}, "store": {"queue_max_bytes": "1G"}},
+     ["[store] queue_max_bytes = '1G'", "integer"]),
+    ({"primary": {"base_url": "http://x/v1"}, "store": {"queue_max_bytes": 1000},
+      "server": {"max_body_bytes": 5000}},
+     ["[store] queue_max_bytes = 1000", "at least [server] max_body_bytes (5000)"]),
 ])
 def test_bad_config_names_the_key_value_and_what_is_accepted(raw, fragments):
     with pytest.raises(ConfigError) as caught:

@@ -2,7 +2,9 @@
 the judge's key are planted, mixed traffic runs (streams, primary errors, shadows and judge calls that
 fail with errors quoting the request, eval, report, captures and replay exports), and then no canary
 may appear in the store, its -wal or -shm, the logs, /metrics, /healthz or any export. Each model
-also receives its own key and no other.
+also receives its own key and no other. Beside its key the client sends a key in the query string and
+a header whose name only suggests a credential, which the primary alone receives, and personal data
+in its prompts, which only the models see; the proxy logs at debug level, with the access log on.
 
 The canaries have no secret-like shape (no `sk-` prefix), so a generic pattern cannot hide a leak:
 only not writing them does. The flow runs once per module; each test reads what it left behind.
@@ -32,6 +34,12 @@ CANARIES = {
 }
 KEY_ENV = {"client": "CANARY_CLIENT_KEYS", "primary": "CANARY_PRIMARY_KEY", "candidate_a": "CANARY_CANDIDATE_A",
            "candidate_b": "CANARY_CANDIDATE_B", "judge": "CANARY_JUDGE_KEY"}
+# Sent by the client beside its key and passed to the primary as sent: `?key=` (as Google's APIs take
+# it) and a header named in no list, whose name suggests a credential.
+PASSED_THROUGH = {"query key": "canary-query-key-3f81c2", "credential header": "canary-header-credential-a07d5e"}
+# Personal data in prompts: redacted before the store, and never in a log line, even at debug level.
+PERSONAL = {"email": "canary.person.6e1b@example.com", "card number": "4539 1488 0343 6467",
+            "phone number": "+44 20 7946 0958"}
 CONTEXT = {"contexts": [{"id": "kb-1", "text": "Backups are kept for 30 days.", "updated_at": "2026-11-01T00:00:00Z"}]}
 
 
@@ -40,17 +48,18 @@ def question(marker: str, **fields) -> dict:
             "shadowtap": CONTEXT, **fields}
 
 
-def find_canaries(data: bytes) -> list[str]:
-    return [name for name, canary in CANARIES.items() if canary.encode() in data]
+def find_canaries(data: bytes, canaries: dict[str, str] = CANARIES) -> list[str]:
+    return [name for name, canary in canaries.items() if canary.encode() in data]
 
 
 def leaks_in(places: dict[str, bytes]) -> list[str]:
     """Every canary found, with what surrounds it, so one run shows all leaks and where they come from."""
     found = []
+    every = {f"{name} key": canary for name, canary in CANARIES.items()} | PASSED_THROUGH | PERSONAL
     for label, data in places.items():
-        for name in find_canaries(data):
-            at = data.index(CANARIES[name].encode())
-            found.append(f"{name} key in {label}: ...{data[max(0, at - 200):at + 60]!r}...")
+        for name in find_canaries(data, every):
+            at = data.index(every[name].encode())
+            found.append(f"{name} in {label}: ...{data[max(0, at - 200):at + 60]!r}...")
     return found
 
 
@@ -66,10 +75,12 @@ class Flow:
 def drive_traffic(base_url: str) -> list[str]:
     """Buffered and streamed answers, primary errors, a malformed body: every path a key could take."""
     ids = []
-    with httpx.Client(base_url=base_url, timeout=30,
-                      headers={"authorization": f"Bearer {CANARIES['client']}"}) as client:
+    personal = "Reach me at {email}, card {card number}, phone {phone number}.".format(**PERSONAL)
+    with httpx.Client(base_url=base_url, timeout=30, params={"key": PASSED_THROUGH["query key"]},
+                      headers={"authorization": f"Bearer {CANARIES['client']}",
+                               "x-client-credential": PASSED_THROUGH["credential header"]}) as client:
         for index in range(4):
-            response = client.post("/chat/completions", json=question(f"q{index}", stream=index % 2 == 1))
+            response = client.post("/chat/completions", json=question(f"q{index} {personal}", stream=index % 2 == 1))
             assert response.status_code == 200, response.text
             ids.append(response.headers["x-shadowtap-exchange-id"])
         for status in ("401", "429", "500"):
@@ -80,7 +91,8 @@ def drive_traffic(base_url: str) -> list[str]:
         response = client.post("/chat/completions", content=b'{"broken": ',
                                headers={"content-type": "application/json"})
         ids.append(response.headers["x-shadowtap-exchange-id"])
-    refused = httpx.post(f"{base_url}/chat/completions", json=question("no key"), timeout=30)
+    refused = httpx.post(f"{base_url}/chat/completions", json=question("no key"), timeout=30,
+                         params={"key": PASSED_THROUGH["query key"]})
     assert refused.status_code == 401  # without the client key: refused before the primary
     return ids
 
@@ -121,7 +133,7 @@ def flow(simulator, tmp_path_factory) -> Flow:
         quoting = stack.enter_context(FakeCandidate("quote_request"))   # its 400 quotes the request back
         answering = stack.enter_context(FakeCandidate("ok"))
         judge = stack.enter_context(FakeCandidate("quote_request"))     # so do the judge's errors
-        extra = (f'[server]\nclient_keys_env = "{KEY_ENV["client"]}"\n'
+        extra = (f'[server]\nclient_keys_env = "{KEY_ENV["client"]}"\nlog_level = "debug"\naccess_log = true\n'
                  f'[primary]\napi_key_env = "{KEY_ENV["primary"]}"\n'
                  f'[judge]\nmodel = "openai/judge-model"\napi_base = "{judge.base_url}"\n'
                  f'api_key_env = "{KEY_ENV["judge"]}"\nallow_private_network = true\ntimeout_s = 10.0\n'
@@ -175,6 +187,24 @@ def test_each_model_receives_its_own_key_and_no_other(flow, model):
     for request in requests:
         assert request["headers"]["authorization"] == f"Bearer {CANARIES[model]}"
         assert find_canaries(orjson.dumps(request)) == [model]
+
+
+@pytest.mark.timeout(420)
+def test_candidates_and_the_judge_never_receive_the_clients_query_key_or_credential_header(flow):
+    # The primary gets both as sent (the query is checked in tests/live/test_secrets.py).
+    assert all(request["headers"]["x-client-credential"] == PASSED_THROUGH["credential header"]
+               for request in flow.seen_by["primary"])
+    for model in ("candidate_a", "candidate_b", "judge"):
+        assert flow.seen_by[model], f"{model} was never called"
+        for request in flow.seen_by[model]:
+            assert find_canaries(orjson.dumps(request), PASSED_THROUGH) == []
+
+
+@pytest.mark.timeout(420)
+def test_the_access_log_shows_each_request_with_its_query_key_replaced(flow):
+    log = flow.places["proxy.log"].decode()
+    # Eight requests with the client's key, and the one refused without it.
+    assert log.count("POST /v1/chat/completions?key=[secret] HTTP/1.1") == 9
 
 
 @pytest.mark.timeout(420)

@@ -3,50 +3,17 @@ whose primary and a decoy are both recording servers on loopback. The decoy must
 
 from __future__ import annotations
 
-import socketserver
-import threading
-
 import pytest
 
 from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 from tests.support.fault_tools import parse_response, send_raw
-
-
-class _Recorder(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _RecordingHandler)
-        self.request_lines: list[str] = []
-        self.connections = 0
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server_address[1]}"
-
-
-class _RecordingHandler(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        self.server.connections += 1
-        line = self.rfile.readline(65536).decode("latin-1").rstrip("\r\n")
-        self.server.request_lines.append(line)
-        while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
-            pass
-        body = b'{"answered_by":"recorder"}'
-        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                         b"connection: close\r\n\r\n%s" % (len(body), body))
+from tests.support.recording_upstream import recording_upstream
 
 
 @pytest.fixture
 def recorders():
-    started = [_Recorder(), _Recorder()]
-    for server in started:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield started
-    for server in started:
-        server.shutdown()
-        server.server_close()
+    with recording_upstream() as primary, recording_upstream() as decoy:
+        yield primary, decoy
 
 
 def _tricky_paths(decoy: str) -> list[str]:

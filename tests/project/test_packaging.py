@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowtap.proxy.local_processes import free_port
+from shadowtap.proxy.local_processes import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -82,7 +82,7 @@ def test_no_module_imports_the_old_top_level_names():
 
 @pytest.mark.e2e
 @pytest.mark.timeout(1800)
-def test_the_wheel_installs_only_shadowtap_and_serves_from_a_clean_venv_without_the_lock(tmp_path):
+def test_the_wheel_installs_only_shadowtap_and_runs_every_stage_from_a_clean_venv_without_the_lock(tmp_path):
     """Slow (minutes): resolves every dependency from the package index, as a new user's
     `pip install` would, ignoring requirements.lock."""
     source = tmp_path / "source"  # a copy: building in place would leave build/ in the checkout
@@ -120,11 +120,20 @@ print("ok")
     config = outside / "shadowtap.toml"
     config.write_text(f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n[primary]\nbase_url = "http://127.0.0.1:9/v1"\n\n'
                       f'[store]\npath = "{outside / "captures.db"}"\n')
-    server = subprocess.Popen([str(venv / "bin" / "shadowtap"), "serve", "--config", str(config)], cwd=outside,
-                              env=env, stderr=subprocess.PIPE)
+    shadowtap = str(venv / "bin" / "shadowtap")
+    server = subprocess.Popen([shadowtap, "serve", "--config", str(config)], cwd=outside, env=env,
+                              stderr=subprocess.DEVNULL)
     try:
-        from shadowtap.proxy.local_processes import wait_until_serving
         wait_until_serving(f"http://127.0.0.1:{port}/healthz", server, timeout_s=60)
     finally:
         server.terminate()
         server.wait(30)
+
+    # The demo runs serve, eval, report and replay from the installed package; gate then reads its store.
+    demo = subprocess.run([shadowtap, "demo", "--dir", str(outside / "demo"), "--requests", "30"], cwd=outside,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    gate = subprocess.run([shadowtap, "gate", "--config", str(outside / "demo" / "shadowtap.toml")], cwd=outside,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert gate.returncode in (0, 1), gate.stdout[-3000:] + gate.stderr[-3000:]  # 1: a candidate failed the gate
+    assert "Traceback" not in gate.stderr

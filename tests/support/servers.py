@@ -105,10 +105,10 @@ def start_proxy(workdir: Path, primary_base_url: str, *, extra_config: str = "",
     process = subprocess.Popen(proxy_command(config_path), env=process_env, stderr=open(workdir / "stderr.log", "wb"))
     proxy = Proxy(process, port, workdir, workdir / "captures.db", workdir / "proxy.log", env or {})
     wait_until_serving(f"{proxy.url}/healthz", process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # importing litellm takes seconds, far more on a loaded machine
     while httpx.get(f"{proxy.url}/healthz").json().get("shadow_worker", "ready") == "starting":
         if time.monotonic() > deadline:
-            raise RuntimeError("the shadow worker did not become ready within 30s")
+            raise RuntimeError("the shadow worker did not become ready within 90s")
         time.sleep(0.1)
     return proxy
 
