@@ -3,6 +3,8 @@ library's, since libraries quote whole request and response bodies at DEBUG; and
 never shows a credential from the query string."""
 
 import logging
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -92,9 +94,19 @@ def test_library_warnings_are_still_written_when_the_level_is_debug(log_file):
     ("/v1/chat/completions?api-version=2024-02-01", "/v1/chat/completions?api-version=2024-02-01"),
 ])
 def test_the_access_log_never_shows_a_query_credential(log_file, target, shown):
-    configure_logging("info", "json", str(log_file))
-    # The record exactly as uvicorn's HTTP protocol writes it.
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "POST", target, "1.1", 200)
+    # In a process of its own, like the live proxy's: once litellm is imported (other tests here do)
+    # it rewrites every log record with its own redaction, which would hide what ours does.
+    script = (
+        "import logging, sys\n"
+        "from shadowtap.core.logs import configure_logging\n"
+        "configure_logging('info', 'json', sys.argv[1])\n"
+        # The record exactly as uvicorn's HTTP protocol writes it.
+        "logging.getLogger('uvicorn.access').info('%s - \"%s %s HTTP/%s\" %d', '127.0.0.1:5000', 'POST', sys.argv[2],"
+        " '1.1', 200)\n"
+        "assert 'litellm' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", script, str(log_file), target], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
     text = written(log_file)
     assert shown in text and "canary-query-key" not in text
 
