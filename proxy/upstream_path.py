@@ -46,6 +46,10 @@ def upstream_suffix(raw_path: bytes) -> str:
 def _check_segment(segment: bytes) -> None:
     if any(byte not in _ALLOWED_BYTES for byte in segment):
         raise UnsafePath("the path holds a byte outside printable ASCII, a backslash or a '#'")
+    if b"%" not in segment:  # the common case: plain ASCII, already in its folded form
+        if segment in (b"", b".", b".."):
+            raise UnsafePath("the path holds an empty, '.' or '..' segment")
+        return
     _check_escapes(segment)
     try:
         decoded = unquote_to_bytes(segment).decode("utf-8")

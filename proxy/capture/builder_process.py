@@ -26,7 +26,7 @@ from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRowBuilder, CaptureRows
 from shadowtap.proxy.exchange import RawExchange
-from shadowtap.proxy.process_names import CAPTURE_BUILDER, name_this_process
+from shadowtap.proxy.process_names import CAPTURE_BUILDER, lower_priority, name_this_process
 
 log = logging.getLogger("shadowtap.capture")
 
@@ -86,7 +86,7 @@ class InProcessBuilder:
         return self._build(item)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: it holds no process or pipe."""
 
 
 class RowBuilderProcess:
@@ -180,11 +180,7 @@ def serve_builds(connection: Connection, settings: RowBuilderSettings) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     name_this_process(CAPTURE_BUILDER)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    if hasattr(os, "nice"):
-        try:
-            os.nice(BUILDER_NICENESS)
-        except OSError:
-            pass
+    lower_priority(BUILDER_NICENESS, "capture builder")
     build = _row_builder(settings).build_rows
     while True:
         try:

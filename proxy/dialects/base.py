@@ -9,6 +9,7 @@ endpoint names.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -107,6 +108,14 @@ def normalise_usage(usage: object) -> dict | None:
     if prompt is None and completion is None and total is None:
         return None
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def choice_zero_deltas(event: dict) -> Iterator[dict]:
+    """A stream event's choices with index 0: with n > 1, choices interleave chunk by chunk and
+    only the first is assembled."""
+    for choice in as_list(event.get("choices")):
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            yield choice
 
 
 def choice_zero(choices: object) -> dict:

@@ -9,6 +9,7 @@ from shadowtap.proxy.dialects.base import (
     as_dict,
     as_list,
     choice_zero,
+    choice_zero_deltas,
     int_or_none,
     path_without_query,
     str_or_none,
@@ -44,10 +45,7 @@ class ChatStream(StreamAccumulator):
     def feed(self, event: dict, event_name: str | None) -> bool:
         super().feed(event, event_name)
         carried = False
-        for choice in as_list(event.get("choices")):
-            # With n > 1 choices interleave chunk by chunk; only choice 0 is assembled.
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
+        for choice in choice_zero_deltas(event):
             delta = as_dict(choice.get("delta"))
             carried |= self.add_text(delta.get("content"))
             for fragment in as_list(delta.get("tool_calls")):

@@ -6,8 +6,8 @@ from shadowtap.proxy.dialects.base import (
     AssembledResponse,
     Dialect,
     StreamAccumulator,
-    as_list,
     choice_zero,
+    choice_zero_deltas,
     path_without_query,
     str_or_none,
 )
@@ -35,9 +35,7 @@ class CompletionsStream(StreamAccumulator):
     def feed(self, event: dict, event_name: str | None) -> bool:
         super().feed(event, event_name)
         carried = False
-        for choice in as_list(event.get("choices")):
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
+        for choice in choice_zero_deltas(event):
             carried |= self.add_text(choice.get("text"))
             self.finish_reason = str_or_none(choice.get("finish_reason")) or self.finish_reason
         return carried

@@ -32,7 +32,7 @@ from shadowtap.proxy.capture.shadow_rows import shadow_row, skip_row
 from shadowtap.proxy.capture.writer import CaptureWriter
 from shadowtap.proxy.dialects import dialect_named
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.process_names import SHADOW_WORKER, name_this_process
+from shadowtap.proxy.process_names import SHADOW_WORKER, lower_priority, name_this_process
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
 from shadowtap.proxy.shadow.budget import DailyBudget, utc_day
 from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_chat, call_embedding, configure_litellm
@@ -66,20 +66,10 @@ def run_worker(config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -
     """Entry point of the spawned process."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     name_this_process(SHADOW_WORKER)
-    _lower_priority(config.shadow.worker_nice)
+    lower_priority(config.shadow.worker_nice, "shadow worker")
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
     asyncio.run(ShadowWorker(config, jobs, taken, snapshots).run())
-
-
-def _lower_priority(niceness: int) -> None:
-    """Shadow calls cost milliseconds of CPU each (litellm); when cores are contended the kernel
-    should give them to live requests first. Only ever lowers priority, so no privilege is needed."""
-    if niceness > 0 and hasattr(os, "nice"):
-        try:
-            os.nice(niceness)
-        except OSError as error:
-            log.warning("could not lower the shadow worker's priority", extra={"error": str(error)})
 
 
 def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event,
