@@ -11,6 +11,13 @@
   read, not per header), and exactly only when that cheap count is over the limit.
 - A cap on open connections (503), checked once per connection, so idle sockets cannot use up the
   process's file descriptors and make every other request fail.
+- Pipelined requests whose client leaves. uvicorn tells only the newest request of a connection
+  that the client has gone, so with requests pipelined behind it, the one being answered went on
+  writing to a closed socket (a RuntimeError in the log) and was captured as delivered. Every
+  unanswered request of the connection is told, so the one in flight ends as a client disconnect
+  (the primary's call is cancelled, the row says so) and the ones queued behind it never start.
+  A client that half-closes (`shutdown(SHUT_WR)`) is a client that left, as in nginx: TCP cannot
+  tell "done sending" from "gone".
 
 A refused client gets a JSON error and a lingering close: the proxy stops answering, discards
 what the client is still sending for a moment, then closes, so the client reads the error
@@ -73,6 +80,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._later_reads = 0  # reads after it, while the headers were still incomplete: all headers
         self._refusal: tuple[bytes, str, str] | None = None
         self._lingering: asyncio.TimerHandle | None = None
+        self._unanswered: list = []  # this connection's request cycles, pruned as they complete
 
     @classmethod
     def with_timeout(cls, header_timeout_s: float, **limits: int | None):
@@ -92,6 +100,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
+        for cycle in self._unanswered:  # uvicorn itself tells only self.cycle, the newest
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._unanswered.clear()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -124,6 +137,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
                 self._refusal = self._headers_refusal(size)
                 raise _HeadersTooLarge  # stops the parser; uvicorn calls send_400_response
         super().on_headers_complete()
+        self._unanswered = [cycle for cycle in self._unanswered if not cycle.response_complete]
+        self._unanswered.append(self.cycle)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's own 400 (unparseable request, conflicting lengths) as JSON like every other
