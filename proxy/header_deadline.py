@@ -9,8 +9,12 @@
 - A size and count limit for the headers (431). httptools has none and joins a long header
   piece by piece, so bytes are counted per read while headers are incomplete (one addition per
   read, not per header), and exactly only when that cheap count is over the limit.
-- A cap on open connections (503), checked once per connection, so idle sockets cannot use up the
-  process's file descriptors and make every other request fail.
+- A cap on open connections, checked once per connection, so idle sockets cannot use up the
+  process's file descriptors and make every other request fail. At the cap, connections with no
+  request in progress (kept alive, or opened and silent) make room, the longest idle first, a
+  batch at a time, as nginx reuses its keep-alive connections; only when every connection is
+  busy does a new one get a 503. An idle crowd therefore cannot lock out real clients, and an
+  HTTP client whose idle connection is closed opens another.
 - Pipelined requests whose client leaves. uvicorn tells only the newest request of a connection
   that the client has gone, so with requests pipelined behind it, the one being answered went on
   writing to a closed socket (a RuntimeError in the log) and was captured as delivered. Every
@@ -44,6 +48,9 @@ _LINGER_AT_CONNECT_S = 1.0
 # closed at once, so a flood of connections cannot hold more file descriptors than
 # max_connections plus this.
 _REFUSALS_IN_FLIGHT = 64
+# Idle connections closed at once when a new one arrives at the cap: a batch, so a flood of new
+# connections sorts the open ones once per batch rather than once per connection.
+_EVICTION_BATCH = 32
 
 
 def _error_response(status_line: bytes, message: str, code: str, default_headers,
@@ -64,7 +71,10 @@ class _HeadersTooLarge(Exception):
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that answers 408 when request headers take longer than the deadline, 431
-    when they are too large or too many, and 503 to connections beyond the cap."""
+    when they are too large or too many, and, at the cap, closes idle connections or answers 503."""
+
+    _closed_idle = 0  # idle connections closed to make room, by this process
+    _last_eviction_log = float("-inf")
 
     def __init__(self, *args, header_timeout_s: float, max_header_bytes: int | None = None,
                  max_header_count: int | None = None, max_connections: int | None = None, **kwargs) -> None:
@@ -81,6 +91,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._refusal: tuple[bytes, str, str] | None = None
         self._lingering: asyncio.TimerHandle | None = None
         self._unanswered: list = []  # this connection's request cycles, pruned as they complete
+        self._idle_since = 0.0  # loop time of the last response or of the connect, for eviction
 
     @classmethod
     def with_timeout(cls, header_timeout_s: float, **limits: int | None):
@@ -90,10 +101,39 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        if self._max_connections is not None and len(self.connections) > self._max_connections:
+        self._idle_since = self.loop.time()
+        if (self._max_connections is not None and len(self.connections) > self._max_connections
+                and not self._close_idle_connections()):
             self._refuse_connection()
             return
         self._arm()  # a connection that never sends a byte is cut too
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._idle_since = self.loop.time()
+
+    def _is_idle(self) -> bool:
+        """No request in progress or queued, not being refused or closed: safe to close."""
+        return (not self._headers_begun and self._lingering is None and not self.pipeline
+                and (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing())
+
+    def _close_idle_connections(self) -> bool:
+        """Close up to a batch of the longest-idle connections; whether any was closed."""
+        idle = [connection for connection in self.connections
+                if connection is not self and isinstance(connection, HeaderDeadlineProtocol) and connection._is_idle()]
+        if not idle:
+            return False
+        idle.sort(key=lambda connection: connection._idle_since)
+        for connection in idle[:_EVICTION_BATCH]:
+            connection._disarm()
+            connection.transport.close()
+        HeaderDeadlineProtocol._closed_idle += min(len(idle), _EVICTION_BATCH)
+        if self.loop.time() - HeaderDeadlineProtocol._last_eviction_log >= 10.0:  # a flood logs once per 10 s
+            HeaderDeadlineProtocol._last_eviction_log = self.loop.time()
+            log.info("connection limit reached; closing idle connections to make room",
+                     extra={"closed_so_far": HeaderDeadlineProtocol._closed_idle, "connections": len(self.connections),
+                            "max_connections": self._max_connections})
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

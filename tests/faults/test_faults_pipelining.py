@@ -59,7 +59,7 @@ def test_a_client_that_leaves_with_requests_pipelined_is_a_disconnect_not_an_err
     markers, wire = pipelined_requests(3, b"x-sim-latency-ms: 1500")
     sock = open_socket(proxy.port)
     sock.sendall(wire)
-    assert recorded_with(simulator, markers[0], until=lambda record: True), "the first request never reached the primary"
+    assert recorded_with(simulator, markers[0], until=lambda record: True), "the first request never reached it"
     if leave == "half-close":
         sock.shutdown(socket.SHUT_WR)
         assert read_until_closed(sock) == b""  # nothing is written to a client that has left

@@ -1,6 +1,7 @@
 """Limits a client meets before its request reaches the primary, against a real `shadowtap serve`:
-header size and count (431) and the connection cap (503), each with a JSON error, a closed
-connection and nothing forwarded, while normal requests pass."""
+header size and count (431) and the connection cap (idle connections make room; 503 when all are
+busy), each with a JSON error, a closed connection and nothing forwarded, while normal requests
+pass."""
 
 from __future__ import annotations
 
@@ -93,37 +94,67 @@ def test_header_limits_are_configurable(proxy_factory, simulator):
     assert parse_response(send_while_reading(proxy.port, chat_request(*many[:6]))).status == 200
 
 
-def test_connections_beyond_max_connections_get_503_and_the_rest_pass(proxy_factory, quiet_simulator):
+def busy_connections(port: int, count: int, latency_ms: int) -> list:
+    """`count` connections, each with a request the primary takes `latency_ms` to answer."""
+    busy = [open_socket(port, timeout_s=30) for _ in range(count)]
+    for sock in busy:
+        sock.sendall(chat_request(f"x-sim-latency-ms: {latency_ms}".encode()))
+    return busy
+
+
+def closed_without_an_answer(sock) -> bool:
+    """The server closed the connection (EOF) having sent nothing; False while it is open."""
+    sock.settimeout(2.0)
+    try:
+        return sock.recv(65536) == b""
+    except TimeoutError:
+        return False
+
+
+def test_at_the_cap_idle_connections_make_room_for_new_ones(proxy_factory, quiet_simulator):
     proxy = proxy_factory(quiet_simulator.base_url, extra_config="[server]\nmax_connections = 5")
     idle = [open_socket(proxy.port) for _ in range(5)]
     try:
         time.sleep(0.2)  # let the proxy accept them all
         for _ in range(3):
-            answer = send_while_reading(proxy.port, chat_request())
-            response = parse_response(answer)
-            assert response.status == 503 and response.header("connection") == "close"
-            assert json.loads(response.body)["error"]["code"] == "proxy_overloaded"
-        assert quiet_simulator.recorded() == []
-        idle.pop().close()
-        assert eventually_ok(proxy.port)
+            assert parse_response(send_while_reading(proxy.port, chat_request())).status == 200
+        assert [closed_without_an_answer(sock) for sock in idle] == [True] * 5
     finally:
         for sock in idle:
             sock.close()
-    assert len(quiet_simulator.recorded()) == 1
+    assert len(quiet_simulator.recorded()) == 3
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503(proxy_factory, quiet_simulator):
+    proxy = proxy_factory(quiet_simulator.base_url, extra_config="[server]\nmax_connections = 5")
+    busy = busy_connections(proxy.port, 5, latency_ms=3000)
+    try:
+        time.sleep(0.5)  # the five requests are at the primary
+        for _ in range(3):
+            response = parse_response(send_while_reading(proxy.port, chat_request()))
+            assert response.status == 503 and response.header("connection") == "close"
+            assert json.loads(response.body)["error"]["code"] == "proxy_overloaded"
+        assert len(quiet_simulator.recorded()) == 5  # the refused requests were never forwarded
+        answers = [parse_response(read_until_closed(sock, 10)) for sock in busy]
+        assert [answer.status for answer in answers] == [200] * 5  # the busy ones were never cut
+        assert eventually_ok(proxy.port)
+    finally:
+        for sock in busy:
+            sock.close()
 
 
 def test_a_refused_connection_is_closed_without_waiting_for_a_request(proxy_factory, simulator):
     proxy = proxy_factory(simulator.base_url, extra_config="[server]\nmax_connections = 2")
-    idle = [open_socket(proxy.port) for _ in range(2)]
+    busy = busy_connections(proxy.port, 2, latency_ms=5000)
     try:
-        time.sleep(0.2)
+        time.sleep(0.5)
         with open_socket(proxy.port) as refused:
             started = time.monotonic()
             answer = read_until_closed(refused, 10)
             assert parse_response(answer).status == 503
             assert time.monotonic() - started < 3  # the lingering close, not the 10 s header deadline
     finally:
-        for sock in idle:
+        for sock in busy:
             sock.close()
 
 
