@@ -8,7 +8,7 @@ import sys
 import click
 import orjson
 
-from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
 from shadowtap.core.timefmt import parse_moment, stored_time
 
 _JSON_COLUMNS = ("request_json", "response_json", "request_headers", "response_headers", "tags",
@@ -27,14 +27,7 @@ def time_option(value: str | None, option: str) -> str | None:
 
 
 def _open_store(config_path: str | None, store_path: str | None):
-    from shadowtap.core.errors import StoreError
-    from shadowtap.core.store import CaptureStore
-
-    path = store_path or load_config_or_exit(config_path).store.path
-    try:
-        return CaptureStore.open(path)
-    except StoreError as exc:
-        fail_usage(str(exc))
+    return open_store_or_exit(load_config_or_exit(config_path), store_path).captures
 
 
 def _filter(since, until, endpoint, model, status, tag, limit):
@@ -107,28 +100,31 @@ def list_captures(config_path, store_path, since, until, endpoint, model, status
 @captures.command("show")
 @click.argument("exchange_id")
 @_store_options
-@click.option("--json", "as_json", is_flag=True, help="Print the raw row as JSON.")
-def show_capture(exchange_id, config_path, store_path, as_json):
-    """Show one exchange in full: request, response, timings, flags (an id prefix is enough)."""
-    store = _open_store(config_path, store_path)
-    row = store.get_exchange(exchange_id)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the exchange, its shadow rows and its scores as one JSON object.")
+@click.option("--raw", is_flag=True, help="Also show the raw request and response bytes (a stream's SSE events).")
+def show_capture(exchange_id, config_path, store_path, as_json, raw):
+    """Show one exchange: what was asked, the answer (a stream assembled), each candidate's shadow
+    answer and outcome, and the scores (an id prefix is enough)."""
+    from shadowtap.core.captures_show import exchange_view, print_exchange
+    from shadowtap.core.store import Store
+
+    store = Store(_open_store(config_path, store_path))
+    row = store.captures.get_exchange(exchange_id)
     if row is None:
         click.echo(f"shadowtap: no captured exchange with id {exchange_id!r} in {store.path}", err=True)
         sys.exit(1)
     document = exchange_document(row)
+    shadows = store.tables.rows_where("shadows", "exchange_id", [row["id"]])
+    shadows.sort(key=lambda shadow: (shadow["candidate"] == "primary_twin", shadow["candidate"]))
+    scores = store.scores.scores(exchange_id=row["id"])
     if as_json:
-        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps(exchange_view(row, document, shadows, scores, raw=raw),
+                                option=orjson.OPT_INDENT_2).decode())
         return
     from rich.console import Console
-    from rich.json import JSON
 
-    console = Console()
-    summary = {key: value for key, value in document.items() if key not in ("request", "response")}
-    console.print(JSON.from_data(summary))
-    console.rule("request")
-    console.print(JSON.from_data(document["request"]))
-    console.rule("response")
-    console.print(JSON.from_data(document["response"]))
+    print_exchange(Console(), row, document, shadows, scores, raw=raw)
 
 
 @captures.command("export")

@@ -16,12 +16,17 @@ from shadowtap.core import __version__
 # name -> "module:attribute" of a click command, in the layer that owns it.
 COMMANDS = {
     "serve": "shadowtap.proxy.serve_command:serve",
+    "check": "shadowtap.core.check_cli:check",
     "captures": "shadowtap.core.captures_cli:captures",
     "feedback": "shadowtap.core.feedback_cli:feedback",
+    "ship": "shadowtap.core.ship.cli:ship",
+    "store": "shadowtap.core.store_cli:store_group",
     "eval": "shadowtap.evaluators.cli:eval_command",
     "report": "shadowtap.evaluators.report.cli:report_command",
     "gate": "shadowtap.evaluators.report.cli:gate_command",
+    "ui": "shadowtap.evaluators.review.command:ui",
     "replay": "shadowtap.replay.cli:replay_group",
+    "golden": "shadowtap.replay.golden_cli:golden_group",
     "simulator": "shadowtap.proxy.simulator.command:simulator",
     "demo": "shadowtap.proxy.demo:demo",
 }

@@ -6,6 +6,7 @@
     │   ├── SelectionError       a replay selection option cannot be understood
     │   └── CriterionError       a replay --pass value cannot be understood or built
     ├── StoreError           capture store cannot be opened or migrated
+    ├── ListenError          the address to serve on cannot be bound (port in use) -> CLI exit 2
     ├── FeedbackError        a feedback item cannot be stored
     │   ├── FeedbackInvalid      a field is missing or bad              -> HTTP 422
     │   ├── UnknownExchange      no captured exchange has that id       -> HTTP 404
@@ -41,6 +42,10 @@ class CriterionError(ConfigError):
 
 class StoreError(ShadowtapError):
     """The capture store cannot be opened, migrated or read."""
+
+
+class ListenError(ShadowtapError):
+    """The host and port a server should listen on cannot be bound: in use, or not this machine's."""
 
 
 class FeedbackError(ShadowtapError):

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import orjson
 
-from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
 from shadowtap.core.errors import FeedbackError
 from shadowtap.core.store import FeedbackResult, FeedbackStore
 
@@ -31,22 +31,12 @@ def _store_options(command):
 
 
 def _open_feedback_store(config_path: str | None, store_path: str | None):
-    from shadowtap.core.errors import StoreError
     from shadowtap.core.redaction import Redactor
-    from shadowtap.core.store import CaptureStore, FeedbackStore
+    from shadowtap.core.store import FeedbackStore
 
     config = load_config_or_exit(config_path)
-    path = store_path or config.store.path
-    if not Path(path).is_file():
-        fail_usage(f"no capture store at {path!r}; pass --store or a --config whose [store] path exists")
-    rules = config.redaction
-    redactor = Redactor(emails=rules.emails, phones=rules.phones, card_numbers=rules.card_numbers,
-                        patterns=rules.patterns, replacement=rules.replacement)
-    try:
-        store = CaptureStore.open(path)
-    except StoreError as exc:
-        fail_usage(str(exc))
-    return store, FeedbackStore(store, redactor)
+    store = open_store_or_exit(config, store_path)
+    return store, FeedbackStore(store.captures, Redactor.from_rules(config.redaction))
 
 
 @click.group()

@@ -159,6 +159,12 @@ class Redactor:
         self._email_marker = _escape_backslashes(replacement.replace("{kind}", "email"))
         self._pattern_marker = _escape_backslashes(replacement.replace("{kind}", "pattern"))
 
+    @classmethod
+    def from_rules(cls, rules) -> Redactor:
+        """From a `[redaction]` config (RedactionConfig) or anything with the same fields."""
+        return cls(emails=rules.emails, phones=rules.phones, card_numbers=rules.card_numbers,
+                   patterns=rules.patterns, replacement=rules.replacement)
+
     @property
     def enabled(self) -> bool:
         return self._emails or self._phones or self._cards or bool(self._patterns)

@@ -10,7 +10,12 @@ Three methods, picked from what the two answers are:
   by value (1 == 1.0), booleans only with booleans, strings exactly.
 - **text** (prose): both sides are normalised (NFKC, casefolded, punctuation dropped, whitespace
   collapsed), then the mean of token F1 (SQuAD-style, over word multisets: robust to reordering)
-  and character-trigram Dice (robust to inflection, spelling and tokenisation differences).
+  and character-trigram Dice (robust to inflection, spelling and tokenisation differences),
+  times 1 - the answer's added share: what the answer says that the reference does not. Both
+  similarities are symmetric and barely move when a sentence is appended to an otherwise equal
+  answer (an invented claim scored 0.92), so the added share is asymmetric: the content words,
+  new to the reference, of the answer's sentences the reference does not support (under half of
+  their content words appear in it). Rewording keeps a sentence supported; a made-up claim does not.
 
 Labels: "agree" at >= 0.9, "partial" at >= 0.5, "disagree" below. The primary itself is scored
 only against its twin (its own second answer, `"baseline": "primary_twin"` in the details): that
@@ -27,11 +32,12 @@ import orjson
 
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.evaluators.base import PRIMARY_TWIN, Answer, EvalItem, NotApplicable, Score
-from shadowtap.evaluators.text_support import char_ngram_dice, normalize_for_comparison, token_f1
+from shadowtap.evaluators.text_support import added_content, char_ngram_dice, normalize_for_comparison, token_f1
 
 AGREE_AT = 0.9
 PARTIAL_AT = 0.5
 _MAX_PATHS = 50
+_MAX_ADDED, _ADDED_LENGTH = 5, 200     # added sentences kept in the details, and their length
 _FENCE_RE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MISSING = object()
@@ -41,7 +47,7 @@ class AgreementEvaluator:
     """A candidate's answer against the primary's: JSON fields, tool calls, or prose similarity."""
 
     name: ClassVar[str] = "agreement"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"   # 2: prose agreement counts what the answer adds
     needs_judge: ClassVar[bool] = False
 
     @classmethod
@@ -192,8 +198,16 @@ def compare_tool_calls(calls_a: list, calls_b: list) -> tuple[float, dict[str, A
 
 
 def compare_text(a: str, b: str) -> tuple[float, dict[str, Any]]:
+    """Answer `a` against reference `b`: symmetric similarity, discounted by what `a` adds."""
     norm_a, norm_b = normalize_for_comparison(a), normalize_for_comparison(b)
     f1 = token_f1(norm_a.split(), norm_b.split())
     dice = char_ngram_dice(norm_a, norm_b) if norm_a or norm_b else 1.0
-    return (f1 + dice) / 2, {"method": "text", "token_f1": round(f1, 4), "char_trigram_dice": round(dice, 4),
-                             "differing_paths": []}
+    added, sentences = added_content(a, b)
+    return (f1 + dice) / 2 * (1 - added), {
+        "method": "text", "token_f1": round(f1, 4), "char_trigram_dice": round(dice, 4),
+        "added_share": round(added, 4), "added_sentences": [_shortened(s) for s in sentences[:_MAX_ADDED]],
+        "differing_paths": []}
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _ADDED_LENGTH else text[:_ADDED_LENGTH - 1] + "…"

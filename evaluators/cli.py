@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import click
 import orjson
 
 from shadowtap.core.captures_cli import time_option
-from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
 from shadowtap.core.errors import ConfigError, StoreError
+from shadowtap.core.store.errors import database_errors
 
 
 @click.command("eval")
@@ -39,8 +39,6 @@ def eval_command(config_path, store_path, since, candidate, evaluator_names, lim
     Exit codes: 0 done (some scores may be errors: they are listed); 1 an evaluator failed on
     every answer it tried in this run, or the store could not be written; 2 usage or config error.
     """
-    from shadowtap.core.store import CaptureStore
-    from shadowtap.core.store.score_store import ScoreStore
     from shadowtap.evaluators.registry import build_evaluators
     from shadowtap.evaluators.runner import EvalRunner, EvalSelection
 
@@ -48,16 +46,13 @@ def eval_command(config_path, store_path, since, candidate, evaluator_names, lim
     config_dir = Path(config_path).resolve().parent if config_path else Path.cwd()
     names = [name.strip() for value in evaluator_names for name in value.split(",") if name.strip()]
     selection = EvalSelection(since=time_option(since, "--since"), source=candidate, limit=limit)
-    path = store_path or config.store.path
-    if path != ":memory:" and not Path(path).exists():
-        fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")
     try:
         evaluators, skipped = build_evaluators(config, names, config_dir=config_dir)
-        store = CaptureStore.open(path)
-    except (ConfigError, StoreError) as exc:
+    except ConfigError as exc:
         fail_usage(str(exc))
+    store = open_store_or_exit(config, store_path)  # the shared store when [store] url is set
     try:
-        _evaluate(EvalRunner.from_config(ScoreStore(store), evaluators, config), selection, config, skipped,
+        _evaluate(EvalRunner.from_config(store.scores, evaluators, config), selection, config, skipped,
                   dry_run=dry_run, as_json=as_json)
     finally:
         store.close()
@@ -69,7 +64,7 @@ def _evaluate(runner, selection, config, skipped: list[str], *, dry_run: bool, a
         return
     try:
         report = _run_with_progress(runner, selection, show=not as_json)
-    except (StoreError, sqlite3.Error) as exc:
+    except (StoreError, *database_errors()) as exc:  # type: ignore[misc]
         click.echo(f"shadowtap: eval stopped: {exc}; scores written so far are kept, run again to resume", err=True)
         sys.exit(1)
     summary = runner.store.summary(versions=runner.versions, since=selection.since, source=selection.source)

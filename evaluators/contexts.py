@@ -1,15 +1,16 @@
 """Retrieved context for an exchange: from the request's `shadowtap` field, else from its messages.
 
 The `shadowtap` field wins when it names contexts at all (even an empty list: the app said there
-were none). Otherwise `[contexts]` extractors read tool results and tagged or delimited text out of
-chat `messages`, Responses API `input`/`instructions`, or a completions `prompt`.
+were none). Otherwise `[contexts]` extractors read tool results, Anthropic `document` blocks and
+tagged or delimited text out of what the request's dialect says the model was given
+(`Dialect.request_parts`: chat `messages`, Responses `input`/`instructions`, Anthropic `system`
+and content blocks, a completions `prompt`).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -17,6 +18,11 @@ import orjson
 
 from shadowtap.core.config import ContextsConfig
 from shadowtap.evaluators.base import ContextItem
+from shadowtap.proxy.dialects import OTHER, Dialect
+from shadowtap.proxy.dialects.conversation import content_text
+
+__all__ = ["content_text", "contexts_from_metadata", "contexts_from_request", "delimited_contexts",
+           "extract_contexts"]
 
 _METADATA_KEYS = ("contexts", "context", "retrieved_contexts")
 _ATTRIBUTE = re.compile(r"""([A-Za-z_][\w:.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
@@ -24,11 +30,12 @@ _ATTRIBUTE = re.compile(r"""([A-Za-z_][\w:.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^
 _ATTRIBUTE_FIELDS = {"id": "id", "doc_id": "id", "source": "source", "src": "source", "version": "version",
                      "updated_at": "updated_at", "updated": "updated_at", "last_modified": "updated_at",
                      "date": "updated_at"}
-_ANSWER_ROLES = frozenset({"assistant"})  # the model's own earlier words are not retrieved context
 
 
-def extract_contexts(request: dict | None, metadata: object, config: ContextsConfig) -> list[ContextItem]:
-    """Contexts from `metadata` (the stored `shadowtap` field, JSON text or parsed) or else the request."""
+def extract_contexts(request: dict | None, metadata: object, config: ContextsConfig,
+                     dialect: Dialect = OTHER) -> list[ContextItem]:
+    """Contexts from `metadata` (the stored `shadowtap` field, JSON text or parsed) or else the
+    request, read by its dialect (OTHER, the default, reads every shape shadowtap knows)."""
     if isinstance(metadata, (str, bytes)):
         try:
             metadata = orjson.loads(metadata)
@@ -37,7 +44,7 @@ def extract_contexts(request: dict | None, metadata: object, config: ContextsCon
     explicit = contexts_from_metadata(metadata)
     if explicit is not None:
         return explicit
-    return contexts_from_request(request, config) if isinstance(request, dict) else []
+    return contexts_from_request(request, config, dialect) if isinstance(request, dict) else []
 
 
 def contexts_from_metadata(metadata: object) -> list[ContextItem] | None:
@@ -68,57 +75,19 @@ def _item_from_value(value: object) -> ContextItem | None:
                        updated_at=_timestamp(value.get("updated_at")), version=_optional_str(value.get("version")))
 
 
-def contexts_from_request(request: dict, config: ContextsConfig) -> list[ContextItem]:
-    """Tool results and tagged or delimited passages, in the order they appear in the request."""
+def contexts_from_request(request: dict, config: ContextsConfig, dialect: Dialect = OTHER) -> list[ContextItem]:
+    """Tool results, documents and tagged or delimited passages, in the order the request gives them."""
     found: list[ContextItem] = []
-    for kind, text, tool_id in _request_texts(request):
-        if kind == "tool":
-            if config.tool_messages and text.strip():
-                found.append(ContextItem(text=text.strip(), id=tool_id, origin="tool_message"))
+    for part in dialect.request_parts(request):
+        if part.kind == "tool":
+            if config.tool_messages and part.text.strip():
+                found.append(ContextItem(text=part.text.strip(), id=part.ref, origin="tool_message"))
+        elif part.kind == "document":
+            if part.text.strip():
+                found.append(ContextItem(text=part.text.strip(), id=part.ref, source="document", origin="document"))
         else:
-            found.extend(delimited_contexts(text, config))
+            found.extend(delimited_contexts(part.text, config))
     return found
-
-
-def _request_texts(request: dict) -> Iterator[tuple[str, str, str | None]]:
-    """("tool", text, call id) for tool results and ("text", text, None) for everything else scanned."""
-    for message in _list(request.get("messages")):
-        if not isinstance(message, dict) or message.get("role") in _ANSWER_ROLES:
-            continue
-        text = content_text(message.get("content"))
-        if message.get("role") in ("tool", "function"):
-            yield "tool", text, _optional_str(message.get("tool_call_id") or message.get("name"))
-        elif text:
-            yield "text", text, None
-    for field in ("instructions", "input", "prompt"):
-        value = request.get(field)
-        if isinstance(value, str):
-            yield "text", value, None
-        elif isinstance(value, list):
-            yield from _input_items(value)
-
-
-def _input_items(items: list) -> Iterator[tuple[str, str, str | None]]:
-    for item in items:
-        if isinstance(item, str):  # completions prompt list, or a bare string item
-            yield "text", item, None
-        elif isinstance(item, dict) and item.get("type") == "function_call_output":
-            yield "tool", content_text(item.get("output")), _optional_str(item.get("call_id"))
-        elif isinstance(item, dict) and item.get("role") not in _ANSWER_ROLES:
-            if item.get("role") == "tool":
-                yield "tool", content_text(item.get("content")), _optional_str(item.get("tool_call_id"))
-            elif text := content_text(item.get("content")):
-                yield "text", text, None
-
-
-def content_text(content: object) -> str:
-    """The text of a message content: a string, or the text parts of a content-part list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [part.get("text") if isinstance(part, dict) else part for part in content]
-        return "\n".join(part for part in parts if isinstance(part, str))
-    return ""
 
 
 def delimited_contexts(text: str, config: ContextsConfig) -> list[ContextItem]:

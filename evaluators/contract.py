@@ -1,8 +1,9 @@
 """contract: does the answer keep its output contract (JSON Schema) and call only declared tools correctly?
 
-The schemas are the request's own (`response_format` json_schema/json_object for chat completions,
-`text.format` for the Responses API) and the first `[contracts] rules` entry matching the exchange.
-Each tool call must name a declared function tool and carry arguments valid against its parameters.
+The schemas are the request's own, as its dialect reads them (`response_format` for chat
+completions, `text.format` for the Responses API, `output_format` for Anthropic Messages), and the
+first `[contracts] rules` entry matching the exchange. Each tool call must name a declared function
+tool and carry arguments valid against its parameters (an Anthropic tool's `input_schema`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shadowtap.core.config import ContractRule, ShadowtapConfig
 from shadowtap.core.errors import ConfigError
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.items import rule_matches
+from shadowtap.proxy.dialects import OTHER, Dialect, dialect_named
 
 MAX_ERRORS = 20  # enough to fix an answer; a wholly wrong one would otherwise list every field
 
@@ -55,7 +57,7 @@ class ContractEvaluator:
                 errors += validate_text(answer.text, schema)
         if answer.tool_calls and item.request is not None:
             checked.append("tool_calls")
-            errors += validate_tool_calls(answer.tool_calls, declared_tools(item.request))
+            errors += validate_tool_calls(answer.tool_calls, declared_tools(item.request, _dialect(item)))
         if not checked:
             return NotApplicable("no output schema or tool declaration applies to this answer")
         details = {"checked": checked, "errors": errors[:MAX_ERRORS], "error_count": len(errors)}
@@ -63,7 +65,7 @@ class ContractEvaluator:
 
     def _schemas(self, item: EvalItem) -> list[tuple[str, dict]]:
         schemas = []
-        own = request_schema(item.request)
+        own = request_schema(item.request, _dialect(item))
         if own is not None:
             schemas.append(own)
         for index, (rule, schema) in enumerate(self.rules):
@@ -73,28 +75,13 @@ class ContractEvaluator:
         return schemas
 
 
-def request_schema(request: dict | None) -> tuple[str, dict] | None:
+def _dialect(item: EvalItem) -> Dialect:
+    return dialect_named(item.exchange.get("endpoint"))
+
+
+def request_schema(request: dict | None, dialect: Dialect = OTHER) -> tuple[str, dict] | None:
     """The output schema the request itself asked for, named by where it came from."""
-    if not isinstance(request, dict):
-        return None
-    response_format = request.get("response_format")
-    origin = "response_format"
-    if not isinstance(response_format, dict):  # Responses API: text.format
-        text = request.get("text")
-        response_format = text.get("format") if isinstance(text, dict) else None
-        origin = "text.format"
-    if not isinstance(response_format, dict):
-        return None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return origin, {"type": "object"}
-    if kind == "json_schema":
-        # Chat nests the schema under json_schema; the Responses API puts it in the format itself.
-        holder = response_format.get("json_schema", response_format)
-        schema = holder.get("schema") if isinstance(holder, dict) else None
-        if isinstance(schema, dict):
-            return origin, schema
-    return None
+    return dialect.output_schema(request) if isinstance(request, dict) else None
 
 
 def validate_text(text: str | None, schema: dict) -> list[str]:
@@ -130,22 +117,9 @@ def validate_tool_calls(calls: list[dict], tools: dict[str, dict | None]) -> lis
     return errors
 
 
-def declared_tools(request: dict) -> dict[str, dict | None]:
+def declared_tools(request: dict, dialect: Dialect = OTHER) -> dict[str, dict | None]:
     """Function tools the request declared, name -> parameters schema (None: any arguments)."""
-    tools: dict[str, dict | None] = {}
-    for tool in request.get("tools") or []:
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            continue
-        inner = tool.get("function")
-        function = inner if isinstance(inner, dict) else tool
-        if isinstance(function.get("name"), str):
-            parameters = function.get("parameters")
-            tools[function["name"]] = parameters if isinstance(parameters, dict) else None
-    for function in request.get("functions") or []:  # the legacy `functions` field
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            parameters = function.get("parameters")
-            tools[function["name"]] = parameters if isinstance(parameters, dict) else None
-    return tools
+    return dialect.declared_tools(request)
 
 
 def schema_errors(instance: object, schema: dict) -> list[str]:

@@ -12,6 +12,7 @@ from shadowtap.core.config import ContextsConfig
 from shadowtap.core.store.score_store import ScoreStore
 from shadowtap.evaluators.base import PRIMARY, PRIMARY_TWIN, Answer, EvalItem
 from shadowtap.evaluators.contexts import extract_contexts
+from shadowtap.proxy.dialects import dialect_named
 
 
 def parse_request(exchange: dict) -> dict | None:
@@ -51,7 +52,8 @@ def build_items(exchange: dict, shadows: Iterable[dict], contexts_config: Contex
     `shadows` must be rows with outcome "ok"; other rows hold no answer.
     """
     request = parse_request(exchange)
-    contexts = extract_contexts(request, exchange.get("shadowtap_metadata"), contexts_config)
+    contexts = extract_contexts(request, exchange.get("shadowtap_metadata"), contexts_config,
+                                dialect_named(exchange.get("endpoint")))
     primary = primary_answer(exchange)
     answers = [shadow_answer(row) for row in shadows]
     twin = next((answer for answer in answers if answer.source == PRIMARY_TWIN), None)

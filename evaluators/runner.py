@@ -31,6 +31,13 @@ log = logging.getLogger("shadowtap.eval")
 _Work = tuple[PendingScore, EvalItem | Exception | None, Evaluator]
 
 
+class _PageDone:
+    """Marks the end of a claimed page's work."""
+
+
+_PAGE_DONE = _PageDone()
+
+
 @dataclass(frozen=True)
 class EvalSelection:
     """Which answers a run considers; every field is optional."""
@@ -121,8 +128,16 @@ class EvalRunner:
         judge_slots = asyncio.Semaphore(self.judge_concurrency)
         self._buffer, self._last_flush = [], time.monotonic()
 
+        claiming = self.store.claims_work
+
         async def produce() -> None:
-            for work in self._work(selection):
+            for work in self._work(selection, claim=claiming):
+                if isinstance(work, _PageDone):
+                    # A claimed page is held until its scores are written: wait for them, then
+                    # asking for the next page commits this one and releases its claim.
+                    await queue.join()
+                    self._flush()
+                    continue
                 await queue.put(work)
             for _ in range(self.max_concurrency):
                 await queue.put(None)
@@ -136,6 +151,7 @@ class EvalRunner:
                     on_scored(row)
                 if len(self._buffer) >= self.batch_size or time.monotonic() - self._last_flush >= self.flush_interval_s:
                     self._flush()
+                queue.task_done()
 
         try:
             try:
@@ -160,7 +176,10 @@ class EvalRunner:
         plan = DryRunPlan()
         plan.judge_calls.update({name: 0 for name, evaluator in self.evaluators.items() if evaluator.needs_judge})
         exchanges = set()
-        for pending, item, evaluator in self._work(selection):
+        for work in self._work(selection):
+            if isinstance(work, _PageDone):
+                continue
+            pending, item, evaluator = work
             exchanges.add(pending.exchange_id)
             plan.pending[evaluator.name, pending.source] += 1
             if not evaluator.needs_judge or not isinstance(item, EvalItem) or not _guarded(evaluator.applies, item):
@@ -176,10 +195,12 @@ class EvalRunner:
         plan.exchanges = len(exchanges)
         return plan
 
-    def _work(self, selection: EvalSelection) -> Iterator[_Work]:
+    def _work(self, selection: EvalSelection, *, claim: bool = False) -> Iterator[_Work | _PageDone]:
+        """The work of each page of pending scores; with `claim` (several workers on one shared
+        store), each page is claimed first and followed by _PAGE_DONE."""
         seen = 0
-        for page in self.store.iter_pending(self.versions, since=selection.since, source=selection.source,
-                                            page_size=self.page_size):
+        pages = self.store.iter_claimed if claim else self.store.iter_pending
+        for page in pages(self.versions, since=selection.since, source=selection.source, page_size=self.page_size):
             by_exchange: dict[str, list[PendingScore]] = defaultdict(list)
             for pending in page:
                 by_exchange[pending.exchange_id].append(pending)
@@ -191,6 +212,8 @@ class EvalRunner:
                 for pending in by_exchange[exchange["id"]]:
                     item = items if isinstance(items, Exception) else items.get(pending.source)
                     yield pending, item, self.evaluators[pending.evaluator]
+            if claim:
+                yield _PAGE_DONE
             if selection.limit is not None and seen >= selection.limit:
                 return
 

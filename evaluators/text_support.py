@@ -146,3 +146,58 @@ def char_ngram_dice(a: str, b: str, n: int = 3) -> float:
     grams_b = Counter(b[i:i + n] for i in range(max(len(b) - n + 1, 1)))
     total = sum(grams_a.values()) + sum(grams_b.values())
     return 2 * sum((grams_a & grams_b).values()) / total if total else 1.0
+
+
+# A claim ends at ., ! or ? (closing quotes and brackets allowed) before white space and a capital
+# or a digit, or at a newline. Unlike split_sentences, an initial ("Stephen R.") ends one too: an
+# appended sentence must not hide inside the one before it; fragments too short to claim anything
+# ("Dr.", "J.") are joined to what follows instead.
+_CLAIM_END_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_CLAIM_MIN_WORDS = 2
+
+
+def claims(text: str) -> list[str]:
+    """The sentences of `text` as separate claims, for telling which ones another answer supports."""
+    found: list[str] = []
+    pending = ""
+    for part in _CLAIM_END_RE.split(text):
+        part = f"{pending} {part.strip()}".strip() if part else pending
+        if len(content_stems(part)) < _CLAIM_MIN_WORDS:
+            pending = part
+            continue
+        found.append(part)
+        pending = ""
+    if pending:
+        if found:
+            found[-1] = f"{found[-1]} {pending}"
+        else:
+            found.append(pending)
+    return found
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry content: tokens that are not stopwords."""
+    return [stem(token) for token in tokens(text) if token not in STOPWORDS]
+
+
+def added_content(answer: str, reference: str, *, supported_at: float = 0.5) -> tuple[float, list[str]]:
+    """What `answer` says that `reference` does not, asymmetrically: (share of the answer's content
+    words that are new words in sentences the reference does not support, those sentences).
+
+    A sentence is supported when at least `supported_at` of its content words appear in the
+    reference; a reworded sentence usually is, an appended claim usually is not. Only the new words
+    of an unsupported sentence count, so a sentence that half repeats the reference counts half.
+    """
+    known = set(content_stems(reference))
+    total = added = 0
+    sentences = []
+    for sentence in claims(answer):
+        words = content_stems(sentence)
+        if not words:
+            continue
+        total += len(words)
+        new = sum(word not in known for word in words)
+        if len(words) - new < supported_at * len(words):
+            added += new
+            sentences.append(sentence)
+    return (added / total if total else 0.0), sentences

@@ -34,17 +34,22 @@ from shadowtap.proxy.upstream import PrimaryClient
 
 log = logging.getLogger("shadowtap.app")
 
+EXCHANGE_ID_HEADER = b"x-shadowtap-exchange-id"
+
 
 class ShadowtapApp:
-    """Routes by path prefix, checks the optional proxy key, and nothing more."""
+    """Routes by path prefix, checks the optional proxy key, and keeps the exchange id promise:
+    `x-shadowtap-exchange-id` goes only on responses whose exchange is captured."""
 
     def __init__(self, forwarder: PrimaryForwarder, admin: Starlette, metrics: ProxyMetrics,
-                 client_keys: list[str], *, keys_in_authorization: bool) -> None:
+                 client_keys: list[str], *, keys_in_authorization: bool,
+                 captures: Callable[[str], bool] = lambda path: True) -> None:
         self.forwarder = forwarder
         self.admin = admin
         self.metrics = metrics
         self._client_keys = [key.encode() for key in client_keys]
         self._keys_in_authorization = keys_in_authorization
+        self._captures = captures
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and (scope["path"].startswith("/v1/") or scope["path"] == "/v1"):
@@ -53,6 +58,8 @@ class ShadowtapApp:
                 await send_error(send, 401, "shadowtap: missing or invalid proxy key; send it in the "
                                  "x-shadowtap-key header", type_="invalid_request_error", code="invalid_proxy_key")
                 return
+            if not self._captures(scope["path"]):
+                send = _without_exchange_id(send)
             await self.forwarder(scope, receive, send)
             return
         await self.admin(scope, receive, send)
@@ -65,6 +72,20 @@ class ShadowtapApp:
         if presented is None:
             return False
         return any(hmac.compare_digest(presented, key) for key in self._client_keys)
+
+
+def _without_exchange_id(send):
+    """`send` for a path that is forwarded but not captured (GET /v1/models, an unknown path): an
+    id there would name no exchange `shadowtap captures show` or the feedback API could find.
+    Captured paths, the hot ones, never pass through this wrapper."""
+    async def send_without_id(message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(name, value) for name, value in message.get("headers", ())
+                       if name.lower() != EXCHANGE_ID_HEADER]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_without_id
 
 
 def _client_keys(config: ShadowtapConfig) -> list[str]:
@@ -86,8 +107,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
     primary_key = config.primary.api_key()
     client_keys = _client_keys(config)
     redaction = config.redaction
-    redactor = Redactor(emails=redaction.emails, phones=redaction.phones, card_numbers=redaction.card_numbers,
-                        patterns=redaction.patterns, replacement=redaction.replacement)
+    redactor = Redactor.from_rules(redaction)
     open_store = open_store or (lambda: CaptureStore.open(config.store.path))
 
     def make_build(store: CaptureStore) -> RowBuilderProcess:
@@ -148,4 +168,4 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
     admin = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint), feedback],
                       lifespan=lifespan, exception_handlers={404: not_found})
     return ShadowtapApp(forwarder, admin, metrics, client_keys,
-                        keys_in_authorization=primary_key is not None)
+                        keys_in_authorization=primary_key is not None, captures=writer.captures)

@@ -51,7 +51,7 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
     for stale in (store_path, Path(f"{store_path}-wal"), Path(f"{store_path}-shm")):
         stale.unlink(missing_ok=True)
     upstream_port, proxy_port = free_port(), free_port()
-    config_path = _write_config(workdir, upstream_port, proxy_port, store_path)
+    config_path = _write_config(workdir, upstream_port, proxy_port, store_path, request_count)
 
     console.rule("[bold]shadowtap demo")
     processes: list[subprocess.Popen] = []
@@ -73,6 +73,10 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
                       f"(candidates: {', '.join(name for name, _, _ in DEMO_CANDIDATES)})")
 
         outcomes, answers = _drive_workload(f"http://127.0.0.1:{proxy_port}/v1", request_count)
+        # Every shadow answers (or times out) before anything is measured or the proxy stops: stopping
+        # cancels calls still in flight after [shadow] grace_period_s, a number that varies with load.
+        shadows_s = _wait_for_shadows(f"http://127.0.0.1:{proxy_port}/metrics")
+        console.print(f"shadow calls all finished {shadows_s:.1f}s after the workload")
         reviewed = _post_reviews(f"http://127.0.0.1:{proxy_port}", admin_token, answers)
         overhead = _measure_overhead(f"http://127.0.0.1:{upstream_port}/v1", f"http://127.0.0.1:{proxy_port}/v1")
         exit_code = stop_process(proxy)
@@ -91,7 +95,7 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
             stop_process(process, timeout_s=20.0 if process is not upstream else 2.0)
 
     _print_overhead(overhead)
-    _print_next_steps(config_path, store_path)
+    _print_next_steps(config_path, store_path, upstream_port)
     expected = len(outcomes) + OVERHEAD_SAMPLES + OVERHEAD_WARMUP
     if exit_code != 0:
         console.print(f"[red]the proxy exited with code {exit_code}; see {workdir / 'proxy-stderr.log'}")
@@ -110,28 +114,38 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
     return 0
 
 
-def _write_config(workdir: Path, upstream_port: int, proxy_port: int, store_path: Path) -> Path:
+def _write_config(workdir: Path, upstream_port: int, proxy_port: int, store_path: Path,
+                  request_count: int = 120) -> Path:
     path = workdir / "shadowtap.toml"
+    cap = min(1024, max(8, request_count))   # each request is mirrored at most once per candidate
     path.write_text(
         "# Written by `shadowtap demo`; run it yourself with `shadowtap serve --config <this file>`.\n"
         f'[server]\nhost = "127.0.0.1"\nport = {proxy_port}\nlog_file = "{workdir / "proxy.log"}"\n\n'
         f'[primary]\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
         f'[store]\npath = "{store_path}"\n\n'
         f'[admin]\ntoken_env = "{ADMIN_TOKEN_ENV}"   # the demo sets it for its proxy; reviewers post feedback\n\n'
-        "[shadow]\nprimary_twin_rate = 0.25   # the primary answers twice now and then: its own noise floor\n"
+        # Every rate is 1: sampling hashes the exchange id, which is random, so a rate below 1 would
+        # mirror a different share each run and the demo's figures would change from run to run.
+        "[shadow]\nprimary_twin_rate = 1.0   # the primary answers twice: its own noise floor\n"
         'primary_twin_models = ["sim-large"]\n\n'
-        + "".join(_candidate_toml(name, model, upstream_port, options) for name, model, options in DEMO_CANDIDATES))
+        + "".join(_candidate_toml(name, model, upstream_port, f"sample_rate = 1.0\nmax_concurrency = {cap}\n{options}")
+                  for name, model, options in DEMO_CANDIDATES))
     return path
 
 
 ADMIN_TOKEN_ENV = "SHADOWTAP_ADMIN_TOKEN"
 
 # Three simulated candidates with distinct flaws (see proxy/simulator/personas.py).
-# They mirror sim-large traffic only, so the sim-small overhead probes stay unshadowed.
+# They mirror sim-large traffic only, so the sim-small overhead probes stay unshadowed. Each mirrors
+# every request (see the twin rate above), and its concurrency cap is the workload's size, so no call
+# is skipped as "saturated" however slowly the shadow worker runs on a busy machine: with a cap of 8,
+# a starved worker skipped a varying few, and the candidates' sample counts changed from run to run.
 DEMO_CANDIDATES = (
-    ("drifty", "sim-drifty", 'sample_rate = 1.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
-    ("slow", "sim-slow", 'sample_rate = 0.5\ntimeout_s = 2.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
-    ("sloppy", "sim-sloppy", 'sample_rate = 1.0\nmax_concurrency = 8\nmodels = ["sim-large"]\n'),
+    ("drifty", "sim-drifty", 'models = ["sim-large"]\n'),
+    # Its answers take 0.3-0.8 s and one in eight hangs for 30 s: a 10 s timeout cuts every hang and
+    # leaves room for a shadow worker that a busy machine runs slowly, so the same calls time out each run.
+    ("slow", "sim-slow", 'timeout_s = 10.0\nmodels = ["sim-large"]\n'),
+    ("sloppy", "sim-sloppy", 'models = ["sim-large"]\n'),
 )
 
 
@@ -140,7 +154,7 @@ def _candidate_toml(name: str, model: str, upstream_port: int, options: str) -> 
             f'api_base = "http://127.0.0.1:{upstream_port}/v1"\n{options}\n')
 
 
-def _wait_for_shadow_worker(health_url: str, timeout_s: float = 60.0) -> float:
+def _wait_for_shadow_worker(health_url: str, timeout_s: float = 180.0) -> float:
     """The worker imports litellm in its own process; wait so the first shadows start on time."""
     started = time.monotonic()
     while httpx.get(health_url).json().get("shadow_worker") == "starting":
@@ -148,6 +162,23 @@ def _wait_for_shadow_worker(health_url: str, timeout_s: float = 60.0) -> float:
             raise RuntimeError("the shadow worker did not become ready")
         time.sleep(0.1)
     return time.monotonic() - started
+
+
+def _wait_for_shadows(metrics_url: str, timeout_s: float = 180.0) -> float:
+    """Wait until no shadow job is queued or in flight, twice in a row a snapshot apart (the worker
+    reports its in-flight calls once a second); give up quietly after `timeout_s`."""
+    started = time.monotonic()
+    idle_readings = 0
+    while idle_readings < 2 and time.monotonic() - started < timeout_s:
+        text = httpx.get(metrics_url).text
+        busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(("shadowtap_shadow_in_flight{", "shadowtap_shadow_queue_depth ")))
+        idle_readings = idle_readings + 1 if busy == 0 else 0
+        time.sleep(SHADOW_POLL_S)
+    return time.monotonic() - started
+
+
+SHADOW_POLL_S = 1.2   # a little over the worker's snapshot interval
 
 
 def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, bool]], list]:
@@ -319,7 +350,7 @@ def _print_overhead(overhead: dict[str, float]) -> None:
         "see bench/ for the full benchmark)")
 
 
-def _print_next_steps(config_path: Path, store_path: Path) -> None:
+def _print_next_steps(config_path: Path, store_path: Path, upstream_port: int) -> None:
     console.rule("next")
     console.print(f"store:   {store_path}")
     console.print(f"config:  {config_path}")
@@ -329,6 +360,9 @@ def _print_next_steps(config_path: Path, store_path: Path) -> None:
     console.print(f"  shadowtap feedback list --store {store_path}   # what the reviewers said")
     console.print(f"  shadowtap eval --config {config_path} --evaluator grounding   # scores only what is new")
     console.print(f"  shadowtap gate --config {config_path}      # exit 1 when a candidate misses \\[gate]")
+    # The demo's simulated upstream stops with it: without it, every replay or served call fails.
+    console.print(f"  shadowtap simulator --port {upstream_port} {' '.join(SIMULATOR_OPTIONS)} &   "
+                  "# the demo's upstream again, for replay and serve")
     console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import sqlite3
 from collections.abc import Callable
 
 import orjson
@@ -21,6 +20,7 @@ from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.errors import FeedbackConflict, FeedbackInvalid, StoreError, UnknownExchange
 from shadowtap.core.redaction import Redactor
 from shadowtap.core.store import CaptureStore, FeedbackResult, FeedbackStore
+from shadowtap.core.store.errors import database_errors
 from shadowtap.proxy.capture.writer import CaptureWriter
 from shadowtap.proxy.metrics import ProxyMetrics
 
@@ -86,7 +86,7 @@ class FeedbackEndpoint:
                 # The exchange may have been answered a moment ago and still be in the writer's queue.
                 self._writer.wait_for_queued_writes(self._settle_s)
                 return feedback.record(items, source="api")
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise StoreError(str(exc)) from None
         finally:
             store.close()

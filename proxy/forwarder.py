@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from shadowtap.core.errors import ProxyOverloaded, UpstreamError, UpstreamTimeout
-from shadowtap.proxy.dialects import Dialect, dialect_for_path
+from shadowtap.proxy.dialects import OTHER, Dialect, dialect_for_path, upstream_for_path
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
@@ -123,7 +123,7 @@ class PrimaryForwarder:
             await self._reject_slow_body(exchange, send)
             return
         try:
-            await self._forward(scope, receive, send, exchange, suffix)
+            await self._forward(scope, receive, send, exchange, suffix, dialect)
         finally:
             exchange.t_end = perf_counter()
             self._metrics.observe_exchange(exchange)
@@ -216,15 +216,17 @@ class PrimaryForwarder:
         except Exception:
             log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
 
-    async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str) -> None:
+    async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str, dialect: Dialect) -> None:
         task = asyncio.current_task()
         assert task is not None  # an ASGI server runs each request in a task of its own
         disconnected = asyncio.Event()
         watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, disconnected))
         response: aiohttp.ClientResponse | None = None
         try:
-            url = self._primary.url_for(suffix, scope["query_string"])
-            headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key)
+            upstream = dialect.upstream if dialect is not OTHER else upstream_for_path(suffix)
+            url = self._primary.url_for(suffix, scope["query_string"], upstream)
+            headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key,
+                                                  key_header=self._primary.key_header(upstream))
             shadows = self._shadows
             body: bytes | bytearray | memoryview
             body, parsed = prepare_body(exchange.request_body, parse=shadows is not None)

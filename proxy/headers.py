@@ -19,7 +19,12 @@ SECRET_HEADERS = frozenset({
 })
 # Not credentials, but they name the account a key bills to (and the primary echoes them in its
 # answer), so they stay out of the store like one; `client_key_hash` groups traffic instead.
-ACCOUNT_HEADERS = frozenset({b"openai-organization", b"openai-project"})
+ACCOUNT_HEADERS = frozenset({b"openai-organization", b"openai-project", b"anthropic-organization-id"})
+# Neither credentials nor account names, but forwarded and never stored all the same: which API
+# version and beta features an account uses. (No header of the client's reaches a candidate.)
+_NOT_STORED = frozenset({b"anthropic-version", b"anthropic-beta"})
+# Where a client sends its provider key; dropped when the proxy sends its own key instead.
+_KEY_HEADERS = frozenset({b"authorization", b"api-key", b"x-api-key"})
 
 SHADOWTAP_PREFIX = b"x-shadowtap-"
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})  # values that name no other header
@@ -42,13 +47,13 @@ def connection_options(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
 
 
 def forwardable_request_headers(
-    headers: list[tuple[bytes, bytes]], *, replace_authorization: str | None
+    headers: list[tuple[bytes, bytes]], *, replace_authorization: str | None, key_header: str = "authorization"
 ) -> list[tuple[str, str]]:
     """Client headers to send to the primary: no hop-by-hop (including those the client's
     `Connection` names), no Host, no x-shadowtap-*.
 
     With `replace_authorization`, the client's own credentials are dropped and the configured
-    primary key is sent instead.
+    primary key is sent instead: as a bearer token, or as `x-api-key` (`key_header`) to Anthropic.
     """
     forwarded = []
     names_others = False
@@ -57,7 +62,7 @@ def forwardable_request_headers(
             if name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
                 names_others = True
             continue
-        if replace_authorization is not None and name in (b"authorization", b"api-key", b"x-api-key"):
+        if replace_authorization is not None and name in _KEY_HEADERS:
             continue
         forwarded.append((name.decode("latin-1"), _as_sent(value)))
     if names_others:
@@ -66,7 +71,8 @@ def forwardable_request_headers(
         if listed:
             forwarded = [(name, value) for name, value in forwarded if name not in listed]
     if replace_authorization is not None:
-        forwarded.append(("authorization", f"Bearer {replace_authorization}"))
+        key = f"Bearer {replace_authorization}" if key_header == "authorization" else replace_authorization
+        forwarded.append((key_header, key))
     return forwarded
 
 
@@ -96,7 +102,7 @@ def safe_header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     safe: dict[str, str] = {}
     for name, value in headers:
         name = name.lower()
-        if is_secret_header(name) or name in HOP_BY_HOP:
+        if is_secret_header(name) or name in HOP_BY_HOP or name in _NOT_STORED:
             continue
         key = name.decode("latin-1")
         text = value.decode("latin-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from shadowtap.core.cli_common import fail_usage, load_config_or_exit
-from shadowtap.core.errors import ConfigError, StoreError
+from shadowtap.core.errors import ConfigError, ListenError, StoreError
 
 
 @click.command()
@@ -14,8 +14,25 @@ from shadowtap.core.errors import ConfigError, StoreError
 @click.option("--host", default=None, help="Override [server] host.")
 @click.option("--port", default=None, type=int, help="Override [server] port.")
 @click.option("--workers", default=None, type=int, help="Override [server] workers (processes sharing the store).")
-def serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the proxy: forward /v1/* to the primary and capture every exchange."""
+@click.option("--require-store", is_flag=True,
+              help="Refuse to start (exit 2) when the capture store cannot be opened or written. By default "
+                   "the proxy serves without capture until it can, and /healthz says capture_store: failing.")
+def serve(config_path: str, host: str | None, port: int | None, workers: int | None, require_store: bool) -> None:
+    """Run the proxy: forward /v1/* to the primary and capture every exchange.
+
+    At start-up it also runs the checks of `shadowtap check` that need no litellm (every *_env
+    variable set, the primary reachable) and, in the shadow worker, the candidates' model strings;
+    each problem is logged as a warning and the proxy starts anyway.
+
+    A capture store that cannot be opened or written (a corrupt file, a full disk, an unwritable
+    directory, a lock held too long) does not stop live traffic: the proxy serves, says why on
+    stderr and in the log, reports capture_store: failing on /healthz, and keeps retrying the store;
+    captures wait in the bounded queue meanwhile. With --require-store it refuses to start instead.
+
+    Exit codes: 0 stopped cleanly; 1 the app failed to start; 2 usage or config error, an
+    unusable store with --require-store, or a port already in use (one sentence on stderr,
+    nothing started).
+    """
     from shadowtap.core.store import CaptureStore
     from shadowtap.core.store.preflight import check_store_writable
     from shadowtap.proxy.server import serve as run_server
@@ -23,11 +40,18 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
     config = load_config_or_exit(config_path)
     try:
         config = config.with_overrides(host=host, port=port, workers=workers)
-        # Fail fast, before binding the port: an unwritable or full disk, then the schema.
-        check_store_writable(config.store.path)
-        CaptureStore.open(config.store.path).close()
+        # Before binding the port: an unwritable or full disk, then the schema.
+        try:
+            check_store_writable(config.store.path)
+            CaptureStore.open(config.store.path).close()
+        except StoreError as exc:
+            if require_store:
+                raise
+            click.echo(f"shadowtap: {exc}; serving WITHOUT capture until the store can be opened (retried every "
+                       "few seconds; /healthz says capture_store: failing). --require-store refuses to start "
+                       "instead.", err=True)
         run_server(config)
     except ConfigError as exc:
         fail_usage(f"config error: {exc}")
-    except StoreError as exc:
+    except (StoreError, ListenError) as exc:
         fail_usage(str(exc))

@@ -7,14 +7,17 @@ import logging
 import resource
 import signal
 import sys
+import threading
 
 import uvicorn
 
+from shadowtap.core import readiness
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.logs import configure_logging
 from shadowtap.core.secrets import configured_secrets
 from shadowtap.proxy.app import create_app
 from shadowtap.proxy.header_deadline import HeaderDeadlineProtocol
+from shadowtap.proxy.listening import bind_listening_sockets, check_port_free
 from shadowtap.proxy.multiworker import serve_workers
 
 # The capture writer thread builds rows in pure Python; with the default 5 ms switch interval a
@@ -24,29 +27,57 @@ LIVE_PATH_SWITCH_INTERVAL_S = 0.0005
 # Files a process needs besides client and primary connections: the store and its WAL, logs,
 # pipes to the capture builder and the shadow worker, the listening socket.
 _SPARE_FILES = 64
+_PORT_OPTION = "--port or [server] port"
 
 log = logging.getLogger("shadowtap.server")
 
 
 def serve(config: ShadowtapConfig) -> None:
+    """Raises ListenError, before anything has started, when the port cannot be bound."""
     sys.setswitchinterval(LIVE_PATH_SWITCH_INTERVAL_S)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
     ensure_file_limit(config)
     if config.server.workers > 1:
+        check_port_free(config.server.host, config.server.port, option=_PORT_OPTION)
+        start_startup_checks(config)
         serve_workers(config, uvicorn_options(config), LIVE_PATH_SWITCH_INTERVAL_S)
         return
-    uvicorn_config = uvicorn.Config(create_app(config), **uvicorn_options(config))
-    server = uvicorn.Server(uvicorn_config)
-    # uvicorn re-raises the signal it handled after a graceful shutdown, restoring the handler
-    # that was installed before it. A no-op handler there lets the process finish its own cleanup
-    # (the shadow worker, its queues) and exit 0 instead of dying by SIGTERM.
-    for handled in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(handled, lambda *_: None)
-    server.run()
+    sockets = bind_listening_sockets(config.server.host, config.server.port, option=_PORT_OPTION)
+    try:
+        server = uvicorn.Server(uvicorn.Config(create_app(config), **uvicorn_options(config)))
+        start_startup_checks(config)
+        # uvicorn re-raises the signal it handled after a graceful shutdown, restoring the handler
+        # that was installed before it. A no-op handler there lets the process finish its own cleanup
+        # (the shadow worker, its queues) and exit 0 instead of dying by SIGTERM.
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(handled, lambda *_: None)
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
     if not server.started:
-        # uvicorn has already logged why (port in use, lifespan failure); make the exit code say so.
+        # uvicorn has already logged why (a lifespan failure); make the exit code say so.
         raise SystemExit(1)
+
+
+def start_startup_checks(config: ShadowtapConfig) -> threading.Thread:
+    """`shadowtap check`'s environment and reachability checks, each problem logged as a warning.
+    In a thread of their own, so that a primary slow to answer a connection never delays
+    readiness. The model strings need litellm, which this process never loads: the shadow worker
+    checks them. The judge and the candidates' hosts are not probed here (the judge serves `eval`;
+    a candidate that cannot be reached says so in the worker's failure lines)."""
+    def run() -> None:
+        try:
+            results = readiness.environment_checks(config)
+            results += readiness.reachability_checks(config, judge=False, candidates=False)
+            readiness.log_problems(results, log)
+        except Exception:  # a check must never take the proxy down
+            log.exception("the start-up checks failed to run")
+
+    thread = threading.Thread(target=run, name="shadowtap-startup-checks", daemon=True)
+    thread.start()
+    return thread
 
 
 def uvicorn_options(config: ShadowtapConfig) -> dict:

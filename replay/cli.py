@@ -1,6 +1,7 @@
 """`shadowtap replay run|resume|show`: re-run captured traffic against a target and report what differs.
 
-Exit codes: 0 done (also when a run stops at its budget: its status says over_budget); 1 a run or
+Exit codes: 0 done (also when a run stops at its budget: its status says over_budget); 1 some calls
+failed (the run's status says incomplete, and stderr counts the failures by reason), a run or
 exchange was not found, or the store could not be written; 2 usage or config error (including
 --target primary without --allow-primary, and resuming an over-budget run without a higher budget).
 """
@@ -15,7 +16,7 @@ import click
 import orjson
 
 from shadowtap.core.captures_cli import time_option
-from shadowtap.core.cli_common import fail_usage, load_config_or_exit
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
 from shadowtap.core.errors import ConfigError, StoreError
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
@@ -91,7 +92,10 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
                 criterion, perturb, paraphrase_model, paraphrase_api_base, paraphrase_api_key_env, paraphrases,
                 concurrency, rate, budget_usd, timeout_s, exchange_ids, since, until, endpoint, model, status, tags,
                 flags, wheres, sample, run_id, dry_run) -> None:
-    """Replay the selected exchanges against a target; prints the run id first."""
+    """Replay the selected exchanges against a target; prints the run id first.
+
+    Exits 1 when calls failed, counting them by reason on stderr (the run's status is incomplete).
+    """
     from shadowtap.core.store.replay_store import ExchangeQuery, ReplayStore
     from shadowtap.replay import selection as sel
     from shadowtap.replay.passing import PassCriterion
@@ -159,7 +163,8 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
 @click.option("--budget-usd", default=None, type=float,
               help="Start no new call once the run has spent this much in total (default: the run's own budget).")
 def resume_command(config_path, store_path, run_id, concurrency, rate, budget_usd) -> None:
-    """Finish a run that was interrupted: only results not yet stored are replayed.
+    """Finish a run that was interrupted or whose calls failed: results not yet stored, and failed
+    calls, are made again; answered ones are kept.
 
     A run stopped at its budget is resumed only with a higher --budget-usd.
     """
@@ -263,6 +268,7 @@ def _resume(config, config_path, replay_store, run_id, concurrency, budget_usd, 
     if run["status"] == "over_budget" and budget_usd is not None and spent >= budget_usd:
         fail_usage(f"replay run {run['id']} stopped at its budget: ${spent:.4f} spent of ${budget_usd:.4f}; "
                    "pass a higher --budget-usd to continue it")
+    replay_store.forget_failed(run["id"])   # a resumed run makes its failed calls again
     click.echo(run["id"])
     sys.stdout.flush()
     _execute(config, replay_store, run["id"], criterion, ReplayTarget.from_json(run["target"]), run["k"],
@@ -288,6 +294,13 @@ def _execute(config, replay_store, run_id, criterion, target, k, concurrency, bu
     click.echo(f"run {run_id}: {summary.status}; {summary.written} results written, "
                f"{summary.already_done} already stored; spent ${summary.spent_usd:.4f}; "
                f"see `shadowtap replay show {run_id}`", err=True)
+    if summary.failed:
+        from shadowtap.evaluators.report.error_reasons import describe_reasons  # only when calls failed
+
+        click.echo(f"shadowtap: {summary.failed_calls} of {summary.calls} calls failed: "
+                   f"{describe_reasons(summary.failed, limit=5)}; their figures are left out; "
+                   f"`shadowtap replay resume {run_id}` makes them again", err=True)
+        sys.exit(1)
 
 
 def _paraphrase_settings(config, model, api_base, api_key_env, count, timeout_s):
@@ -317,15 +330,8 @@ def _write_html(summary: dict, html_path: str) -> None:
 
 
 def _open(config, store_path):
-    from shadowtap.core.store import CaptureStore
 
-    path = store_path or config.store.path
-    if path != ":memory:" and not Path(path).exists():
-        fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")
-    try:
-        return CaptureStore.open(path)
-    except StoreError as exc:
-        fail_usage(str(exc))
+    return open_store_or_exit(config, store_path).captures
 
 
 def _config_dir(config_path) -> Path:

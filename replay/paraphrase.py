@@ -10,9 +10,9 @@ and cost), which a resumed run reads back instead of asking again, and which `re
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
+from shadowtap.proxy.dialects import OTHER, Dialect
 from shadowtap.replay.targets import ReplayTarget
 
 _PREFIX = "paraphrase-"
@@ -57,34 +57,18 @@ class ParaphraseSettings:
         return [paraphrase_name(n) for n in range(1, self.count + 1)]
 
 
-def last_user_text(request: dict | None) -> str | None:
-    """The text a paraphrase replaces: the last user message's content, when it is one piece of text."""
-    message = _last_user_message(request)
-    if message is None:
-        return None
-    content = message.get("content")
-    if isinstance(content, str):
-        return content if content.strip() else None
-    parts = _text_parts(content)
-    if len(parts) == 1 and parts[0]["text"].strip():
-        return parts[0]["text"]
-    return None
+def last_user_text(request: dict | None, dialect: Dialect = OTHER) -> str | None:
+    """The text a paraphrase replaces: the last user message's content, when it is one piece of
+    text, as the request's dialect reads it (OTHER reads chat, Anthropic and Responses turns)."""
+    return dialect.last_user_text(request) if isinstance(request, dict) else None
 
 
-def with_paraphrase(request: dict, text: str) -> dict:
+def with_paraphrase(request: dict, text: str, dialect: Dialect = OTHER) -> dict:
     """A deep copy of `request` whose last user message says `text` instead.
 
     Only for a request `last_user_text` found text in; ValueError for one with no user message.
     """
-    changed = copy.deepcopy(request)
-    message = _last_user_message(changed)
-    if message is None:
-        raise ValueError("the request has no user message to paraphrase")
-    if isinstance(message.get("content"), str):
-        message["content"] = text
-    else:
-        _text_parts(message["content"])[0]["text"] = text
-    return changed
+    return dialect.with_user_text(request, text)
 
 
 def writing_request(text: str, n: int, count: int) -> dict:
@@ -100,18 +84,3 @@ def cleaned(answer: str | None) -> str | None:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
     return text or None
-
-
-def _last_user_message(request: dict | None) -> dict | None:
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return None
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    return users[-1] if users else None
-
-
-def _text_parts(content: object) -> list[dict]:
-    if not isinstance(content, list):
-        return []
-    return [part for part in content if isinstance(part, dict) and part.get("type") in ("text", "input_text")
-            and isinstance(part.get("text"), str)]

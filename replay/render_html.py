@@ -15,9 +15,11 @@ from typing import Any
 
 from shadowtap.evaluators.report.html_assets import html_page
 from shadowtap.replay.diff import render_text_diff_html
+from shadowtap.replay.failures import not_measured
+from shadowtap.replay.show import failure_line, measured_figure, overall_figures
 
 _OVERALL_ROWS = (("exchanges", "exchanges"), ("results", "results"), ("answered", "answered"),
-                 ("errors / timeouts", "errors"), ("skipped", "skipped"),
+                 ("failed (error or timeout)", "errors"), ("skipped", "skipped"),
                  ("identical to the captured answer", "identical_to_original"), ("pass@k", "pass_at_k"),
                  ("pass rate", "pass_rate"), ("outcome consistency", "outcome_consistency"),
                  ("answer consistency", "answer_consistency"), ("perturbation sensitivity", "sensitivity"))
@@ -34,10 +36,14 @@ def render_html(summary: Mapping[str, Any]) -> str:
     """The page for one run's summary (the dict `replay show --json` prints)."""
     run, overall = summary["run"], summary["overall"]
     exchanges = summary.get("exchanges") or []
+    measured = overall_figures(summary)   # consistency and sensitivity: never over failed calls
+    failures = failure_line(summary)
     body = "\n".join([
         _header(run),
-        _section("Overall", _table(["figure", "value"], [[_e(label), _num(overall.get(key))]
-                                                         for label, key in _OVERALL_ROWS])),
+        _section("Overall", _table(["figure", "value"], [[_e(label), _e(measured[key]) if key in measured and
+                                                          overall["failed_calls"] else _num(overall.get(key))]
+                                                         for label, key in _OVERALL_ROWS])
+                 + (f'<p class="fail">{_e(failures)}</p>' if failures else "")),
         _section("Exchanges", _exchange_table(exchanges)),
         _section("Per exchange", "\n".join(_exchange(figures) for figures in exchanges)
                  or '<p class="empty">No exchange in this run.</p>'),
@@ -87,11 +93,22 @@ def _header(run: Mapping[str, Any]) -> str:
 
 def _exchange_table(exchanges: Sequence[Mapping[str, Any]]) -> str:
     rows = [[f"<code>{_e(f['exchange_id'])}</code>", _num(f.get("pass_at_k")), f"{f['passed']}/{f['judged']}",
-             _num(f.get("outcome_consistency")), _num(f.get("answer_consistency")),
-             f"{f['identical_to_original']}/{f['answered']}", _num((f.get("sensitivity") or {}).get("share"))]
+             _measured(f.get("outcome_consistency"), f["errors"]), _measured(f.get("answer_consistency"), f["errors"]),
+             f"{f['identical_to_original']}/{f['answered']}", _sensitivity(f)]
             for f in exchanges]
     return _table(["exchange", "pass@k", "passed", "outcome consistency", "answer consistency", "identical",
                    "sensitivity"], rows, "exchanges")
+
+
+def _measured(value: Any, errors: int) -> str:
+    return _e(measured_figure(value, errors)) if errors else _num(value)
+
+
+def _sensitivity(figures: Mapping[str, Any]) -> str:
+    if figures.get("sensitivity"):
+        return _num(figures["sensitivity"].get("share"))
+    errors = figures["errors"] + figures.get("perturbation_errors", 0)
+    return _e(not_measured(errors)) if errors and figures.get("perturbations") else "–"
 
 
 def _exchange(figures: Mapping[str, Any]) -> str:

@@ -30,6 +30,7 @@ from shadowtap.evaluators.contexts import extract_contexts
 from shadowtap.evaluators.items import parse_request
 from shadowtap.proxy.dialects import DIALECTS, dialect_named
 from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_chat, configure_litellm
+from shadowtap.replay.failures import call_failures
 from shadowtap.replay.paraphrase import (
     ParaphraseSettings,
     cleaned,
@@ -41,7 +42,7 @@ from shadowtap.replay.paraphrase import (
 )
 from shadowtap.replay.passing import REPLAY_SOURCE, PassCriterion
 from shadowtap.replay.rate import TokenBucket
-from shadowtap.replay.targets import ReplayTarget
+from shadowtap.replay.targets import ReplayTarget, replay_request
 
 log = logging.getLogger("shadowtap.replay")
 
@@ -103,10 +104,16 @@ async def load_litellm():
 
 @dataclass
 class RunSummary:
-    status: str = "running"      # complete | over_budget
+    status: str = "running"      # complete | incomplete (some calls failed) | over_budget
     already_done: int = 0        # results found stored when the run (re)started
     written: int = 0
     spent_usd: float = 0.0
+    calls: int = 0               # model calls the run has stored (replays and paraphrase writing)
+    failed: dict[str, int] = dataclasses.field(default_factory=dict)   # why calls failed -> how many, whole run
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(self.failed.values())
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,8 @@ class ReplayRunner:
                  *, k: int = 1, concurrency: int = 4, budget_usd: float | None = None, perturb: bool = False,
                  paraphrase: ParaphraseSettings | None = None, rate: float | None = None,
                  rate_limiter: TokenBucket | None = None, batch_size: int = 10, flush_interval_s: float = 1.0,
-                 litellm=None, prices=None) -> None:
+                 litellm=None, prices=None,
+                 exchange_rows: Callable[[Sequence[str]], Sequence[dict]] | None = None) -> None:
         from shadowtap.proxy.capture.pricing import PriceTable
 
         self.store, self.config, self.target, self.criterion = store, config, target, criterion
@@ -135,12 +143,11 @@ class ReplayRunner:
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.litellm = litellm
         self.prices = prices if prices is not None else PriceTable.from_litellm_package()
-        redaction = config.redaction
-        self.redactor = Redactor(emails=redaction.emails, phones=redaction.phones,
-                                 card_numbers=redaction.card_numbers, patterns=redaction.patterns,
-                                 replacement=redaction.replacement)
+        self.redactor = Redactor.from_rules(config.redaction)
         self._buffer: list[dict] = []
         self._last_flush = time.monotonic()
+        # Where the exchanges to replay come from: the store, or a golden set's snapshots.
+        self._exchange_rows = exchange_rows or store.exchanges
 
     async def run(self, run_id: str, exchange_ids: Sequence[str], *,
                   on_result: Callable[[dict], None] | None = None) -> RunSummary:
@@ -198,14 +205,16 @@ class ReplayRunner:
                 await asyncio.gather(*tasks)
         finally:
             self._flush()   # keep every finished result, even when interrupted
+        summary.calls, summary.failed = call_failures(self.store, run_id)
         if summary.status == "running":
-            summary.status = "complete"
+            # A run whose calls failed has not measured what it was asked to: it must not say complete.
+            summary.status = "incomplete" if summary.failed else "complete"
         self.store.finish_run(run_id, summary.status, now_iso())
         return summary
 
     def _work(self, run_id: str, exchange_ids: Sequence[str], done: set[str], page: int = 100):
         for start in range(0, len(exchange_ids), page):
-            for exchange in self.store.exchanges(exchange_ids[start:start + page]):
+            for exchange in self._exchange_rows(exchange_ids[start:start + page]):
                 request = parse_request(exchange)
                 variants: list[tuple[str | None, dict | None]] = [(None, request)]
                 if self.perturb and request is not None:
@@ -233,7 +242,7 @@ class ReplayRunner:
             why = "request was not captured as JSON" if request is None else \
                 f"endpoint {exchange.get('endpoint')!r} is not replayable (only {', '.join(REPLAYABLE_ENDPOINTS)})"
             return {**row, "outcome": "skipped", "error": why}
-        result = await self._call(request, self.target.call_target(request))
+        result = await self._call(replay_request(exchange, request), self.target.call_target(request))
         row.update(self._call_columns(result, self.target.model_for(request)))
         if result.outcome != "ok":
             return row
@@ -308,7 +317,9 @@ class ReplayRunner:
 
 
 def _replayable(exchange: dict, request: dict | None) -> bool:
-    return request is not None and dialect_named(exchange.get("endpoint")).replayable
+    dialect = dialect_named(exchange.get("endpoint"))
+    # A request leaning on state the primary kept (a Responses previous_response_id) cannot be sent alone.
+    return request is not None and dialect.replayable and dialect.mirror_refusal(request) is None
 
 
 def _paraphrase_outcome(row: dict, source: str | None) -> tuple[str | None, str | None]:

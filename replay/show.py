@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.evaluators.items import parse_request
+from shadowtap.evaluators.report.error_reasons import describe_reasons
+from shadowtap.replay.failures import FAILED_OUTCOMES, call_failures, not_measured
 from shadowtap.replay.paraphrase import last_user_text
 from shadowtap.replay.passing import answer_consistency, outcome_consistency, pass_at_k
 
@@ -40,16 +44,20 @@ def run_summary(store: ReplayStore, run: dict) -> dict:
             perturbed.setdefault(name, _figures([], k))["paraphrase"] = paraphrase
         if perturbed:
             figures["perturbations"] = perturbed
-        # A perturbation with nothing replayed (a paraphrase that could not be written) measures nothing.
-        measured = {name: fig for name, fig in perturbed.items() if fig["results"] > fig["skipped"]}
-        if measured:
+        # A perturbation with nothing replayed (a paraphrase that could not be written) measures nothing;
+        # one whose calls failed, or an exchange whose own replays failed, measures the failures.
+        measured = {name: fig for name, fig in perturbed.items() if fig["answered"] and not fig["errors"]}
+        figures["perturbation_errors"] = sum(fig["errors"] for fig in perturbed.values())
+        if measured and figures["answered"] and not figures["errors"]:
             changed = [name for name, fig in measured.items()
                        if fig["majority_passed"] != figures["majority_passed"] or fig["answers"] != figures["answers"]]
             figures["sensitivity"] = {"perturbations": len(measured), "changed": len(changed),
                                       "share": len(changed) / len(measured), "changed_by": sorted(changed)}
         del figures["answers"]
         exchanges.append(figures)
-    return {"run": _run_header(run), "overall": _overall(exchanges), "exchanges": exchanges}
+    calls, failed = call_failures(store, run["id"])
+    overall = {**_overall(exchanges), "calls": calls, "failed_calls": sum(failed.values()), "failed": failed}
+    return {"run": _run_header(run), "overall": overall, "exchanges": exchanges}
 
 
 def _captured(exchange: dict | None) -> dict:
@@ -64,17 +72,19 @@ def _captured(exchange: dict | None) -> dict:
 def _figures(rows: list[dict], k: int) -> dict:
     judged = [bool(row["passed"]) for row in rows if row["passed"] is not None]
     answered = [row for row in rows if row["outcome"] == "ok"]
+    errors = sum(row["outcome"] in FAILED_OUTCOMES for row in rows)
     answers = [(row["response_text"] or "", repr(_call_shapes(row["response_tool_calls"]))) for row in answered]
     majority = None
     if judged:
         majority = sum(judged) * 2 >= len(judged)
     return {
-        "results": len(rows), "answered": len(answered), "errors": sum(row["outcome"] in ("error", "timeout")
-                                                                       for row in rows),
+        "results": len(rows), "answered": len(answered), "errors": errors,
         "skipped": sum(row["outcome"] == "skipped" for row in rows),
         "judged": len(judged), "passed": sum(judged), "pass_at_k": pass_at_k(len(judged), sum(judged), k),
         "pass_rate": sum(judged) / len(judged) if judged else None,
-        "outcome_consistency": outcome_consistency(judged), "answer_consistency": answer_consistency(answers),
+        # Consistency over the answers that came back would hide the calls that did not: none when any failed.
+        "outcome_consistency": None if errors else outcome_consistency(judged),
+        "answer_consistency": None if errors else answer_consistency(answers),
         "identical_to_original": sum(bool(row["diff"] and row["diff"].get("identical")) for row in answered),
         "majority_passed": majority, "answers": sorted(set(answers)),
         "repetitions": [{"repetition": row["repetition"], "outcome": row["outcome"], "passed": row["passed"],
@@ -150,22 +160,53 @@ def _diff_lines(figures: dict) -> list[str]:
     return []
 
 
+def measured_figure(value, errors: int) -> str:
+    """A figure that is not computed over failed calls: `n/a (k errors)` in its place, or the value
+    with the number of failed calls it leaves out."""
+    if not errors:
+        return _fmt(value)
+    if value is None:
+        return not_measured(errors)
+    return f"{_fmt(value)} ({errors} error{'s' if errors != 1 else ''} left out)"
+
+
+def overall_figures(summary: Mapping[str, Any]) -> dict[str, str]:
+    """The overall consistency and sensitivity figures as shown, failed calls accounted for."""
+    run, overall = summary["run"], summary["overall"]
+    shown = {name: measured_figure(overall[name], overall["errors"])
+             for name in ("outcome_consistency", "answer_consistency")}
+    perturbed = run["perturb"] or run["paraphrase"]
+    if overall["sensitivity"] is not None or (perturbed and overall["failed_calls"]):
+        shown["sensitivity"] = measured_figure(overall["sensitivity"], overall["failed_calls"])
+    return shown
+
+
+def failure_line(summary: Mapping[str, Any]) -> str | None:
+    overall = summary["overall"]
+    if not overall["failed_calls"]:
+        return None
+    return (f"failed calls {overall['failed_calls']} of {overall['calls']}: {describe_reasons(overall['failed'], 5)}"
+            f" (no figure is computed over them; `shadowtap replay resume {summary['run']['id']}` retries them)")
+
+
 def render_text(summary: dict) -> str:
     run, overall = summary["run"], summary["overall"]
     target = run["target"]
+    shown = overall_figures(summary)
     lines = [f"replay run {run['id']}  status {run['status']}  target {target['kind']}:{target['name']}  "
              f"k={run['k']}  pass {run['pass']}",
              f"exchanges {overall['exchanges']}  results {overall['results']}  errors {overall['errors']}  "
              f"skipped {overall['skipped']}  identical {overall['identical_to_original']}/{overall['answered']}",
              f"pass@k {_fmt(overall['pass_at_k'])}  pass rate {_fmt(overall['pass_rate'])}  "
-             f"outcome consistency {_fmt(overall['outcome_consistency'])}  "
-             f"answer consistency {_fmt(overall['answer_consistency'])}"
-             + (f"  perturbation sensitivity {_fmt(overall['sensitivity'])}" if overall["sensitivity"] is not None
-                else ""), ""]
+             f"outcome consistency {shown['outcome_consistency']}  "
+             f"answer consistency {shown['answer_consistency']}"
+             + (f"  perturbation sensitivity {shown['sensitivity']}" if "sensitivity" in shown else "")]
+    lines += [line for line in [failure_line(summary)] if line] + [""]
     lines.append(f"{'exchange':<34} {'pass@k':>7} {'passed':>7} {'consist':>7} {'identical':>9}")
     for figures in summary["exchanges"]:
         lines.append(f"{figures['exchange_id']:<34} {_fmt(figures['pass_at_k']):>7} "
-                     f"{figures['passed']}/{figures['judged']:<5} {_fmt(figures['outcome_consistency']):>7} "
+                     f"{figures['passed']}/{figures['judged']:<5} "
+                     f"{measured_figure(figures['outcome_consistency'], figures['errors']):>7} "
                      f"{figures['identical_to_original']}/{figures['answered']:<7}")
         lines += [f"    {line}" for line in _diff_lines(figures) + paraphrase_lines(figures)]
     return "\n".join(lines)
@@ -178,13 +219,20 @@ def render_markdown(summary: dict) -> str:
              f"Target `{target['kind']}:{target['name']}`, k = {run['k']}, pass criterion `{run['pass']}`, "
              f"status {run['status']}.", "",
              "| figure | value |", "|---|---|"]
+    shown = {name: _fmt(overall[name]) for name in ("exchanges", "results", "errors", "skipped",
+                                                     "identical_to_original", "pass_at_k", "pass_rate", "sensitivity")}
+    shown |= overall_figures(summary)
     for name in ("exchanges", "results", "errors", "skipped", "identical_to_original", "pass_at_k", "pass_rate",
                  "outcome_consistency", "answer_consistency", "sensitivity"):
-        lines.append(f"| {name.replace('_', ' ')} | {_fmt(overall[name])} |")
+        lines.append(f"| {name.replace('_', ' ')} | {shown[name]} |")
+    failures = failure_line(summary)
+    if failures:
+        lines += ["", failures.replace("`", "")]
     lines += ["", "| exchange | pass@k | passed | consistency | identical |", "|---|---|---|---|---|"]
     for figures in summary["exchanges"]:
         lines.append(f"| `{figures['exchange_id']}` | {_fmt(figures['pass_at_k'])} | "
-                     f"{figures['passed']}/{figures['judged']} | {_fmt(figures['outcome_consistency'])} | "
+                     f"{figures['passed']}/{figures['judged']} | "
+                     f"{measured_figure(figures['outcome_consistency'], figures['errors'])} | "
                      f"{figures['identical_to_original']}/{figures['answered']} |")
     lines += _fenced_per_exchange(summary, "Differences from the captured answers", "diff", _diff_lines)
     lines += _fenced_per_exchange(summary, "Paraphrases replayed", "text", paraphrase_lines)

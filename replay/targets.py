@@ -11,6 +11,7 @@ import orjson
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.config.checks import check_http_url, check_not_link_local
 from shadowtap.core.errors import ConfigError, TargetError
+from shadowtap.proxy.dialects import dialect_named
 from shadowtap.proxy.shadow.calls import CallTarget
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -47,6 +48,13 @@ class ReplayTarget:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return CallTarget(f"replay:{self.name}", self.model_for(request), self.api_base, key, self.timeout_s,
                           self.max_tokens, self.system_prompt, dict(self.params))
+
+
+def replay_request(exchange: dict, request: dict) -> dict:
+    """The captured request rebuilt for a replay target, by the dialect it was captured in: a Chat
+    Completions request, which litellm sends to the target in the target's own API (so an
+    Anthropic Messages exchange replays against an OpenAI-compatible model, and the other way round)."""
+    return dialect_named(exchange.get("endpoint")).chat_request(request)
 
 
 def parse_param(text: str) -> tuple[str, object]:

@@ -16,13 +16,15 @@ from shadowtap.core.config.evaluation import (
     JudgeConfig,
 )
 from shadowtap.core.config.gate import GateConfig
-from shadowtap.core.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
+from shadowtap.core.config.live import PrimaryConfig, RedactionConfig, ServerConfig
 from shadowtap.core.config.loader import ShadowtapConfig, config_from_dict, load_config
 from shadowtap.core.config.outcomes import OutcomesConfig
 from shadowtap.core.config.shadow import CandidateConfig, ShadowConfig
+from shadowtap.core.config.store import ExportConfig, OtlpExportConfig, StoreConfig
 
 __all__ = [
     "AdminConfig", "CandidateConfig", "ContextsConfig", "ContractRule", "ContractsConfig", "EvalConfig",
+    "ExportConfig", "OtlpExportConfig",
     "FreshnessConfig", "FreshnessPolicy", "GateConfig", "JudgeConfig", "OutcomesConfig", "PrimaryConfig",
     "RedactionConfig", "ServerConfig", "ShadowConfig",
     "ShadowtapConfig", "StoreConfig", "config_from_dict", "load_config",

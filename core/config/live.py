@@ -53,18 +53,23 @@ class ServerConfig:
 @dataclass(frozen=True)
 class PrimaryConfig:
     base_url: str = ""
+    anthropic_base_url: str = ""      # where /v1/messages goes, e.g. https://api.anthropic.com
     api_key_env: str = ""
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 600.0
     max_connections: int = 1000
 
     def validate(self) -> None:
-        if not self.base_url:
+        if not self.base_url and not self.anthropic_base_url:
             raise ConfigError(
                 "[primary] base_url is missing: expected the primary's OpenAI-compatible base URL, "
-                "for example 'http://127.0.0.1:9000/v1'"
+                "for example 'http://127.0.0.1:9000/v1', or anthropic_base_url for an Anthropic "
+                "Messages primary, for example 'https://api.anthropic.com'"
             )
-        check_http_url("[primary] base_url", self.base_url)
+        if self.base_url:
+            check_http_url("[primary] base_url", self.base_url)
+        if self.anthropic_base_url:
+            check_http_url("[primary] anthropic_base_url", self.anthropic_base_url)
         check_env_name("[primary] api_key_env", self.api_key_env)
         check_range("[primary] connect_timeout_s", self.connect_timeout_s, 0.001)
         check_range("[primary] read_timeout_s", self.read_timeout_s, 0.001)

@@ -14,9 +14,10 @@ from shadowtap.core.config.admin import AdminConfig
 from shadowtap.core.config.checks import check_not_proxy_itself
 from shadowtap.core.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
 from shadowtap.core.config.gate import GateConfig
-from shadowtap.core.config.live import PrimaryConfig, RedactionConfig, ServerConfig, StoreConfig
+from shadowtap.core.config.live import PrimaryConfig, RedactionConfig, ServerConfig
 from shadowtap.core.config.outcomes import OutcomesConfig
 from shadowtap.core.config.shadow import CandidateConfig, ShadowConfig
+from shadowtap.core.config.store import ExportConfig, StoreConfig
 from shadowtap.core.errors import ConfigError
 
 
@@ -36,6 +37,7 @@ class ShadowtapConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -56,12 +58,17 @@ class ShadowtapConfig:
             raise ConfigError(f"[server] workers = {self.server.workers}: shadow mirroring ([[candidates]] or "
                               "[shadow] primary_twin_rate) needs workers = 1, since max_concurrency and "
                               "daily_budget_usd would apply per worker")
+        if self.shadow.primary_twin_rate > 0 and not self.primary.base_url:
+            # The twin re-asks the OpenAI-compatible primary; without one litellm would pick a default URL.
+            raise ConfigError(f"[shadow] primary_twin_rate = {self.shadow.primary_twin_rate}: needs [primary] "
+                              "base_url (the twin is asked as an OpenAI-compatible model)")
         for key, url in self.model_urls():
             check_not_proxy_itself(key, url, self.server.host, self.server.port)
 
     def model_urls(self) -> list[tuple[str, str]]:
         """Every configured upstream URL with the key that sets it (empty ones left out)."""
-        urls = [("[primary] base_url", self.primary.base_url), ("[judge] api_base", self.judge.api_base)]
+        urls = [("[primary] base_url", self.primary.base_url), ("[judge] api_base", self.judge.api_base),
+                ("[primary] anthropic_base_url", self.primary.anthropic_base_url)]
         urls += [(f"[[candidates]] {c.name!r} api_base", c.api_base) for c in self.candidates]
         return [(key, url) for key, url in urls if url]
 
@@ -80,7 +87,7 @@ class ShadowtapConfig:
 # Every top-level table of the file, and the array of tables [[candidates]].
 _SECTIONS: tuple[str, ...] = ("server", "primary", "store", "redaction", "shadow", "candidates", "judge",
                               "eval", "contexts", "freshness", "contracts", "gate", "outcomes",
-                              "admin")
+                              "admin", "export")
 
 
 def load_config(path: str | Path) -> ShadowtapConfig:

@@ -8,8 +8,13 @@ from shadowtap.core.config.checks import check_env_name, check_http_url, check_n
 from shadowtap.core.errors import ConfigError
 
 # What the shadow worker can mirror; requests to other endpoints are recorded as ineligible.
-# Embeddings only when a candidate lists them (the default is chat completions alone).
-ENDPOINTS = ("chat.completions", "embeddings")
+# Embeddings only when a candidate lists them; the conversational dialects by default.
+CONVERSATIONAL_ENDPOINTS = ("chat.completions", "responses", "anthropic.messages")
+ENDPOINTS = (*CONVERSATIONAL_ENDPOINTS, "embeddings")
+# How a candidate is called: Chat Completions through litellm's acompletion (which reaches any
+# provider in its own API), or the Responses API through litellm's aresponses.
+CHAT_API, RESPONSES_API = "chat", "responses"
+CANDIDATE_APIS = (CHAT_API, RESPONSES_API)
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,8 @@ class CandidateConfig:
     api_key_env: str = ""
     enabled: bool = True
     sample_rate: float = 1.0
-    endpoints: list[str] = field(default_factory=lambda: ["chat.completions"])
+    endpoints: list[str] = field(default_factory=lambda: list(CONVERSATIONAL_ENDPOINTS))
+    api: str = "chat"
     tags: list[str] = field(default_factory=list)      # NAME=VALUE; empty: any
     models: list[str] = field(default_factory=list)    # primary models to mirror; empty: any
     max_concurrency: int = 4
@@ -49,6 +55,8 @@ class CandidateConfig:
             if endpoint not in ENDPOINTS:
                 raise ConfigError(f"{key} endpoints: {endpoint!r} cannot be mirrored yet; accepted: "
                                   f"{', '.join(ENDPOINTS)}")
+        if self.api not in CANDIDATE_APIS:
+            raise ConfigError(f"{key} api = {self.api!r}: expected one of {', '.join(CANDIDATE_APIS)}")
         for tag in self.tags:
             if "=" not in tag:
                 raise ConfigError(f"{key} tags: {tag!r}: expected NAME=VALUE")

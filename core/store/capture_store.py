@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from shadowtap.core.errors import StoreError
+from shadowtap.core.store.backend import SqlBackend, SqliteBackend, is_postgres_url
 from shadowtap.core.store.migrations import migrations
 
 # Once a checkpoint restarts the WAL, its file is cut back to this size. SQLite checkpoints every
@@ -37,7 +38,8 @@ class ExchangeFilter:
     tag: tuple[str, str] | None = None  # (name, value)
     limit: int | None = None
 
-    def where(self) -> tuple[str, dict]:
+    def where(self, sql: SqlBackend | None = None) -> tuple[str, dict]:
+        """A WHERE clause (":name" parameters) and its values, in `sql`'s dialect (SQLite's by default)."""
         clauses: list[str] = []
         params: dict[str, object] = {}
         if self.since:
@@ -56,9 +58,10 @@ class ExchangeFilter:
             clauses.append("status = :status")
             params["status"] = self.status
         if self.tag:
-            clauses.append("json_extract(tags, '$.' || :tag_name) = :tag_value")
+            field = sql.json_field("tags", ":tag_name") if sql else "json_extract(tags, '$.' || :tag_name)"
+            clauses.append(f"{field} = :tag_value")
             params["tag_name"], params["tag_value"] = self.tag
-        return (" and ".join(clauses) or "1"), params
+        return (" and ".join(clauses) or "true"), params
 
 
 class CaptureStore:
@@ -67,10 +70,16 @@ class CaptureStore:
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
         self.path = path
+        self.sql: SqlBackend = SqliteBackend(db)
 
     @classmethod
     def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000,
              wal_size_limit_bytes: int = WAL_SIZE_LIMIT_BYTES) -> CaptureStore:
+        """Open (creating and migrating) the store at `path`: a SQLite file, or a postgresql:// URL."""
+        if is_postgres_url(path):
+            from shadowtap.core.store.postgres.capture_store import PostgresCaptureStore
+
+            return PostgresCaptureStore.open(str(path))
         path = str(path)
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
@@ -96,9 +105,17 @@ class CaptureStore:
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def dialect(self) -> str:
+        return self.sql.dialect
+
     def client_key_salt(self) -> bytes:
-        row = self.db.execute("select value from store_meta where key = 'client_key_salt'").fetchone()
-        return bytes.fromhex(row[0])
+        return bytes.fromhex(self.meta("client_key_salt") or "")
+
+    def meta(self, key: str) -> str | None:
+        """A `store_meta` value (the client-key salt, the store id), None when unset."""
+        row = self.sql.execute("select value from store_meta where key = ?", [key]).fetchone()
+        return row[0] if row else None
 
     def insert_exchanges(self, rows: Sequence[dict]) -> None:
         self.insert_capture(rows, ())
@@ -132,35 +149,35 @@ class CaptureStore:
 
     def shadow_spend_today(self, day: str) -> dict[str, float]:
         """Candidate -> US dollars spent on shadow calls started on `day` (YYYY-MM-DD, UTC)."""
-        rows = self.db.execute(
+        rows = self.sql.execute(
             "select candidate, coalesce(sum(cost_usd), 0) from shadows where started_at >= ? and started_at < ?"
             " group by candidate", [day, day + "T99"]).fetchall()
         return {candidate: spent for candidate, spent in rows}
 
     def count_exchanges(self, where: ExchangeFilter | None = None) -> int:
-        clause, params = (where or ExchangeFilter()).where()
-        return self.db.execute(f"select count(*) from exchanges where {clause}", params).fetchone()[0]
+        clause, params = (where or ExchangeFilter()).where(self.sql)
+        return self.sql.execute(f"select count(*) from exchanges where {clause}", params).fetchone()[0]
 
     def list_exchanges(self, where: ExchangeFilter | None = None, columns: Sequence[str] = LIST_COLUMNS) -> list[dict]:
         where = where or ExchangeFilter()
-        clause, params = where.where()
+        clause, params = where.where(self.sql)
         sql = f"select {', '.join(columns)} from exchanges where {clause} order by started_at desc, id desc"
         if where.limit:
             sql += f" limit {int(where.limit)}"
-        return list(self.db.query(sql, params))
+        return list(self.sql.query(sql, params))
 
     def iter_exchanges(self, where: ExchangeFilter | None = None) -> Iterator[dict]:
         where = where or ExchangeFilter()
-        clause, params = where.where()
+        clause, params = where.where(self.sql)
         sql = f"select * from exchanges where {clause} order by started_at, id"
         if where.limit:
             sql += f" limit {int(where.limit)}"
-        yield from self.db.query(sql, params)
+        yield from self.sql.query(sql, params)
 
     def get_exchange(self, exchange_id: str) -> dict | None:
-        rows = list(self.db.query("select * from exchanges where id = ?", [exchange_id]))
+        rows = list(self.sql.query("select * from exchanges where id = ?", [exchange_id]))
         if rows:
             return rows[0]
         # Let people paste a unique prefix of a long id.
-        rows = list(self.db.query("select * from exchanges where id like ? limit 2", [exchange_id + "%"]))
+        rows = list(self.sql.query("select * from exchanges where id like ? limit 2", [exchange_id + "%"]))
         return rows[0] if len(rows) == 1 else None

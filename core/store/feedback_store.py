@@ -9,25 +9,26 @@ stored: only its Levenshtein distance from the captured answer, and that distanc
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 from rapidfuzz.distance import Levenshtein
-from sqlite_utils import Database
 
 from shadowtap.core.errors import FeedbackConflict, FeedbackError, StoreError, UnknownExchange
 from shadowtap.core.feedback_items import FeedbackItem, parse_feedback_item
 from shadowtap.core.redaction import Redactor
+from shadowtap.core.store.backend import SqlBackend, backend_of, upsert_sql
+from shadowtap.core.store.errors import database_errors
 
 FEEDBACK_COLUMNS = ("id", "exchange_id", "outcome", "edit_minutes", "edit_distance", "edit_ratio", "reviewer",
                     "label", "comment", "source", "at", "received_at", "fingerprint")
-SOURCES = ("api", "import")
+SOURCES = ("api", "import", "review")  # the feedback API, `feedback import`, `shadowtap ui`
 
-_INSERT = (f"insert into feedback ({', '.join(FEEDBACK_COLUMNS)}) "
-           f"values ({', '.join('?' for _ in FEEDBACK_COLUMNS)})")
+# Postgres has no database-wide write lock to make the read-then-insert above race-free: a
+# concurrent insert of the same id is left alone rather than failing the batch.
+_INSERT = upsert_sql("feedback", FEEDBACK_COLUMNS, replace=False)
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,7 @@ class FeedbackStore:
     """Validates, redacts and stores feedback over a CaptureStore's database."""
 
     def __init__(self, store_or_db: object, redactor: Redactor | None = None) -> None:
-        db = getattr(store_or_db, "db", store_or_db)
-        if not isinstance(db, Database):
-            raise TypeError(f"FeedbackStore needs a CaptureStore or a sqlite_utils Database, got {type(db).__name__}")
-        self.db = db
+        self.sql: SqlBackend = backend_of(store_or_db)
         self._redactor = redactor or Redactor(emails=False, phones=False, card_numbers=False)
 
     def record(self, items: Sequence[object], *, source: str) -> list[FeedbackResult]:
@@ -85,11 +83,11 @@ class FeedbackStore:
 
     def feedback(self, *, exchange_id: str | None = None, limit: int | None = None) -> list[dict]:
         """Stored rows, newest `at` first, optionally for one exchange."""
-        clause, params = ("exchange_id = :exchange_id", {"exchange_id": exchange_id}) if exchange_id else ("1", {})
+        clause, params = ("exchange_id = :exchange_id", {"exchange_id": exchange_id}) if exchange_id else ("true", {})
         sql = f"select * from feedback where {clause} order by at desc, id"
         if limit:
             sql += f" limit {int(limit)}"
-        return list(self.db.query(sql, params))
+        return list(self.sql.query(sql, params))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -98,8 +96,8 @@ class FeedbackStore:
         ids = sorted({item.exchange_id for item in items})
         if not ids:
             return {}
-        rows = self.db.execute("select id, coalesce(response_text, '') from exchanges "
-                               "where id in (select value from json_each(?))", [orjson.dumps(ids).decode()])
+        rows = self.sql.execute("select id, coalesce(response_text, '') from exchanges "
+                                f"where id in ({self.sql.list_values('?')})", [orjson.dumps(ids).decode()])
         return dict(rows.fetchall())
 
     def _row(self, item: FeedbackItem, answer: str, source: str) -> dict:
@@ -125,12 +123,10 @@ class FeedbackStore:
         """Insert the rows whose id is new; compare the others' fingerprints. One transaction,
         begun IMMEDIATE so two writers cannot both find an id free and both insert it."""
         good = [row for row in rows if isinstance(row, dict)]
-        conn = self.db.conn
         try:
-            conn.execute("begin immediate")
-            try:
-                stored = dict(conn.execute(
-                    "select id, fingerprint from feedback where id in (select value from json_each(?))",
+            with self.sql.transaction(immediate=True):
+                stored = dict(self.sql.execute(
+                    f"select id, fingerprint from feedback where id in ({self.sql.list_values('?')})",
                     [orjson.dumps([row["id"] for row in good]).decode()]).fetchall())
                 results: list[FeedbackResult | FeedbackError] = []
                 new_rows = []
@@ -153,12 +149,9 @@ class FeedbackStore:
                         if atomic:
                             raise conflict
                         results.append(conflict)
-                conn.executemany(_INSERT, [[row[column] for column in FEEDBACK_COLUMNS] for row in new_rows])
-            except BaseException:
-                conn.execute("rollback")
-                raise
-            conn.execute("commit")
-        except sqlite3.Error as exc:
+                if new_rows:
+                    self.sql.executemany(_INSERT, [[row[column] for column in FEEDBACK_COLUMNS] for row in new_rows])
+        except database_errors() as exc:
             raise StoreError(f"cannot store {len(good)} feedback items: {exc}") from None
         return results
 

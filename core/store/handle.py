@@ -1,8 +1,10 @@
 """Store: one handle on the capture store, with a typed part per kind of record.
 
-`Store.open(path)` opens (creating and migrating) the SQLite file once; every part shares that
-connection. A second backend is a second set of parts behind the same attributes, not edits
-across the packages that use them. Only code under core/store runs SQL.
+`Store.open(target)` opens (creating and migrating) a SQLite file, or a PostgreSQL database when
+the target is a postgresql:// URL; every part shares that one connection. Each part writes
+portable SQL over the connection's backend (core/store/backend.py), so the second backend is the
+files under core/store/postgres/, not edits across the packages that use the store. Only code
+under core/store runs SQL.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from pathlib import Path
 
 from shadowtap.core.store.capture_store import CaptureStore
 from shadowtap.core.store.feedback_store import FeedbackStore
+from shadowtap.core.store.golden_store import GoldenStore
 from shadowtap.core.store.replay_store import ReplayStore
 from shadowtap.core.store.report_reads import ReportReads
+from shadowtap.core.store.review_queues import QueueStore
+from shadowtap.core.store.review_reads import ReviewReads
 from shadowtap.core.store.score_store import ScoreStore
 from shadowtap.core.store.table_rows import TableRows
 from shadowtap.core.store.traffic_summary import TrafficSummary
@@ -27,17 +32,26 @@ class Store:
         self.scores = ScoreStore(captures)
         self.feedback = FeedbackStore(captures)
         self.replays = ReplayStore(captures)
-        self.reports = ReportReads(captures.db)
-        self.summary = TrafficSummary(captures.db)
-        self.tables = TableRows(captures.db)
+        self.reports = ReportReads(captures)
+        self.review = ReviewReads(captures)
+        self.golden = GoldenStore(captures)
+        self.queues = QueueStore(captures)
+        self.summary = TrafficSummary(captures)
+        self.tables = TableRows(captures)
 
     @classmethod
-    def open(cls, path: str | Path, **options) -> Store:
-        return cls(CaptureStore.open(path, **options))
+    def open(cls, target: str | Path, **options) -> Store:
+        """A SQLite file path, or a postgresql:// URL ([store] url)."""
+        return cls(CaptureStore.open(target, **options))
 
     @property
     def path(self) -> str:
+        """The SQLite file, or the PostgreSQL URL without its password."""
         return self.captures.path
+
+    @property
+    def dialect(self) -> str:
+        return self.captures.dialect
 
     def close(self) -> None:
         self.captures.close()

@@ -203,3 +203,116 @@ def m006_feedback(db: Database) -> None:
     )
     db.table("feedback").create_index(["exchange_id"])
     db.table("feedback").create_index(["at"])
+
+
+@migrations()
+def m007_store_id(db: Database) -> None:
+    # Names this store wherever its rows are shipped: a shipper keeps its place in this spool by it,
+    # so a spool replaced by a new file is shipped from its start, not from the old one's position.
+    db.table("store_meta").insert({"key": "store_id", "value": secrets.token_hex(16)})
+
+
+@migrations()
+def m008_golden_sets(db: Database) -> None:
+    # Golden sets (`shadowtap golden`, the review UI): named versions of production exchanges with a
+    # reference answer, as snapshots that outlive the exchanges; and each run of a target on one.
+    db.table("golden_sets").create(
+        {
+            "id": str,                  # "<name>@<version>"
+            "name": str,
+            "version": int,             # 1, 2, ...: a version never changes once written
+            "created_at": str,          # ISO 8601 UTC
+            "created_by": str,          # a reviewer's name, when one made it
+            "description": str,
+            "pass_criterion": str,      # "agreement>=0.8" (against the reference), "contract", ...
+            "min_pass_rate": float,     # share of items that must pass for `golden run` to exit 0
+            "items": int,
+        },
+        pk="id",
+        not_null={"name", "version", "created_at", "pass_criterion", "min_pass_rate", "items"},
+    )
+    db.table("golden_sets").create_index(["name", "version"])
+    db.table("golden_items").create(
+        {
+            "id": str,                  # "<set id>:<exchange id>"
+            "set_id": str,
+            "exchange_id": str,         # where it came from (the exchange may since be pruned)
+            "endpoint": str,
+            "path": str,
+            "request_json": str,        # the request as captured (redacted)
+            "reference_text": str,      # the answer the target should give
+            "reference_tool_calls": str,  # JSON list, OpenAI shape
+            "reference_source": str,    # "primary", or "review:<reviewer>"
+            "shadowtap_metadata": str,  # contexts and tags, for evaluators that need them
+        },
+        pk="id",
+        not_null={"set_id", "exchange_id", "request_json", "reference_source"},
+    )
+    db.table("golden_items").create_index(["set_id"])
+    db.table("golden_runs").create(
+        {
+            "id": str,                  # the replay run's id (its results are in replay_results)
+            "set_id": str,
+            "target_name": str,         # "candidate:NAME", "model:MODEL", "primary:..."
+            "target": str,              # JSON, as a replay run records it
+            "k": int,
+            "created_at": str,
+            "items": int,
+            "items_judged": int,        # items whose every call answered
+            "items_passed": int,        # judged items whose k answers all passed
+            "pass_rate": float,         # items_passed / items_judged
+            "min_pass_rate": float,
+            "passed": int,              # 1: every item judged and pass_rate >= min_pass_rate
+            "errors": str,              # JSON: failed calls by reason
+        },
+        pk="id",
+        not_null={"set_id", "target_name", "k", "created_at", "items", "items_judged", "items_passed", "passed"},
+    )
+    db.table("golden_runs").create_index(["set_id"])
+
+
+@migrations()
+def m009_review_queues(db: Database) -> None:
+    # Review queues of the review UI: exchanges chosen by a filter, each to be labelled by N
+    # reviewers under one guideline version; and which feedback row labelled which queue item.
+    db.table("review_queues").create(
+        {
+            "id": str,                  # short random id
+            "name": str,
+            "filter": str,              # JSON: the exchange-list filter and sort it was built from
+            "reviewers_per_item": int,
+            "guideline_path": str,      # the guideline file reviewers follow, as given
+            "guideline_hash": str,      # sha256 of its content when the queue was made: the version
+            "category": str,            # exchanges column agreement is broken down by (task, risk_tier, endpoint)
+            "created_at": str,
+            "created_by": str,
+            "items": int,
+        },
+        pk="id",
+        not_null={"name", "filter", "reviewers_per_item", "category", "created_at", "items"},
+    )
+    db.table("review_queue_items").create(
+        {
+            "id": str,                  # "<queue id>:<exchange id>"
+            "queue_id": str,
+            "exchange_id": str,
+            "position": int,            # order of the filter it was built from
+        },
+        pk="id",
+        not_null={"queue_id", "exchange_id", "position"},
+    )
+    db.table("review_queue_items").create_index(["queue_id", "position"])
+    db.table("review_queue_labels").create(
+        {
+            "id": str,                  # "<queue id>:<exchange id>:<reviewer>"
+            "queue_id": str,
+            "exchange_id": str,
+            "reviewer": str,
+            "feedback_id": str,         # the feedback row the label is
+            "guideline_hash": str,      # the guideline version it was given under
+            "labelled_at": str,
+        },
+        pk="id",
+        not_null={"queue_id", "exchange_id", "reviewer", "feedback_id", "labelled_at"},
+    )
+    db.table("review_queue_labels").create_index(["queue_id", "exchange_id"])

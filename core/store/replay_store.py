@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from sqlite_utils import Database
 
 from shadowtap.core.errors import StoreError
+from shadowtap.core.store.backend import SqlBackend, backend_of, upsert_sql
+from shadowtap.core.store.errors import database_errors
 
 RESULT_COLUMNS = ("id", "run_id", "exchange_id", "repetition", "perturbation", "outcome", "started_at", "latency_ms",
                   "response_text", "response_tool_calls", "finish_reason", "prompt_tokens", "completion_tokens",
                   "total_tokens", "cost_usd", "error", "passed", "pass_value", "diff")
-_INSERT_RESULT = (f"insert or replace into replay_results ({', '.join(RESULT_COLUMNS)}) "
-                  f"values ({', '.join('?' for _ in RESULT_COLUMNS)})")
+_INSERT_RESULT = upsert_sql("replay_results", RESULT_COLUMNS)
 
 # Outcome flags an exchange can be selected on: column -> SQL that is true when the flag is set.
 FLAG_COLUMNS = {
@@ -54,11 +53,12 @@ class ExchangeQuery:
     flags: tuple[str, ...] = ()
     scores: tuple[ScoreCondition, ...] = field(default=())
 
-    def where(self) -> tuple[str, dict]:
+    def where(self, sql: SqlBackend | None = None) -> tuple[str, dict]:
+        """A WHERE clause (":name" parameters) and its values, in `sql`'s dialect (SQLite's by default)."""
         clauses: list[str] = []
         params: dict[str, object] = {}
         if self.ids:
-            clauses.append("id in (select value from json_each(:ids))")
+            clauses.append(f"id in ({sql.list_values(':ids') if sql else 'select value from json_each(:ids)'})")
             params["ids"] = orjson.dumps(list(self.ids)).decode()
         for column, op, value in (("started_at", ">=", self.since), ("started_at", "<", self.until),
                                   ("endpoint", "=", self.endpoint), ("model", "=", self.model),
@@ -68,7 +68,9 @@ class ExchangeQuery:
                 clauses.append(f"{column} {op} :{name}")
                 params[name] = value
         for index, (tag, value) in enumerate(self.tags):
-            clauses.append(f"json_extract(tags, '$.' || :tag_name{index}) = :tag_value{index}")
+            field = (sql.json_field("tags", f":tag_name{index}") if sql
+                     else f"json_extract(tags, '$.' || :tag_name{index})")
+            clauses.append(f"{field} = :tag_value{index}")
             params[f"tag_name{index}"], params[f"tag_value{index}"] = tag, value
         for flag in self.flags:
             clauses.append(FLAG_COLUMNS[flag])
@@ -79,23 +81,22 @@ class ExchangeQuery:
                            f" and s.evaluator = :score_ev{index} and s.outcome = 'score'"
                            f" and s.value {condition.op} :score_value{index})")
             params[f"score_ev{index}"], params[f"score_value{index}"] = condition.evaluator, condition.value
-        return (" and ".join(clauses) or "1"), params
+        return (" and ".join(clauses) or "true"), params
 
 
 class ReplayStore:
     """Reads exchanges to replay and writes replay runs and results, over a CaptureStore's database."""
 
     def __init__(self, store_or_db: object) -> None:
-        db = getattr(store_or_db, "db", store_or_db)
-        if not isinstance(db, Database):
-            raise TypeError(f"ReplayStore needs a CaptureStore or a sqlite_utils Database, got {type(db).__name__}")
-        self.db = db
+        self.sql: SqlBackend = backend_of(store_or_db)
+        # `execute` and `query` take the same SQL and parameters on either backend.
+        self.db = getattr(self.sql, "db", self.sql)
 
     # -- exchanges ----------------------------------------------------------------------------
 
     def select_exchanges(self, query: ExchangeQuery) -> list[dict]:
         """id, started_at, endpoint, model, token counts and cost of matching exchanges, oldest first."""
-        clause, params = query.where()
+        clause, params = query.where(self.sql)
         return list(self.db.query(
             "select id, started_at, endpoint, model, prompt_tokens, completion_tokens, cost_usd from exchanges "
             f"where {clause} order by started_at, id", params))
@@ -103,14 +104,17 @@ class ReplayStore:
     def exchanges(self, exchange_ids: Sequence[str]) -> list[dict]:
         """Full rows for these ids, in the order given (ids the store lacks are left out)."""
         rows = {row["id"]: row for row in self.db.query(
-            "select * from exchanges where id in (select value from json_each(:ids))",
+            f"select * from exchanges where id in ({self.sql.list_values(':ids')})",
             {"ids": orjson.dumps(list(exchange_ids)).decode()})}
         return [rows[exchange_id] for exchange_id in exchange_ids if exchange_id in rows]
 
     # -- runs ---------------------------------------------------------------------------------
 
     def create_run(self, row: dict) -> None:
-        self._write(lambda: self.db.table("replay_runs").insert(row), "create replay run")
+        columns = list(row)
+        self._write(lambda: self.sql.execute(
+            f"insert into replay_runs ({', '.join(columns)}) values ({', '.join('?' for _ in columns)})",
+            [row[column] for column in columns]), "create replay run")
 
     def get_run(self, run_id: str) -> dict | None:
         rows = list(self.db.query("select * from replay_runs where id = ?", [run_id]))
@@ -139,7 +143,7 @@ class ReplayStore:
     def write_results(self, rows: Sequence[dict]) -> None:
         """Insert a batch in one transaction: all land or none do."""
         if rows:
-            self._write(lambda: self.db.conn.executemany(
+            self._write(lambda: self.sql.executemany(
                 _INSERT_RESULT, [[row.get(column) for column in RESULT_COLUMNS] for row in rows]),
                 f"write {len(rows)} replay results")
 
@@ -152,6 +156,25 @@ class ReplayStore:
                  "response_tool_calls": orjson.loads(row["response_tool_calls"]) if row["response_tool_calls"]
                  else None} for row in rows]
 
+    def call_outcomes(self, run_id: str) -> list[tuple[str, str | None]]:
+        """(outcome, error) of every model call the run stored: replays and paraphrase writing, not skips."""
+        return [(row[0], row[1]) for row in self.db.execute(
+            "select outcome, error from replay_results where run_id = ? and outcome != 'skipped'", [run_id])]
+
+    def forget_failed(self, run_id: str) -> int:
+        """Delete the run's failed calls (error or timeout), and the repetitions skipped because their
+        paraphrase could not be written, so resuming the run makes them again. Returns rows deleted."""
+        failed = "('error', 'timeout')"
+        where = (f"where run_id = :run and (outcome in {failed} or (outcome = 'skipped' and repetition >= 0 "
+                 "and perturbation is not null and exists (select 1 from replay_results w where w.run_id = :run "
+                 "and w.exchange_id = replay_results.exchange_id and w.perturbation = replay_results.perturbation "
+                 f"and w.repetition = {PARAPHRASE_WRITER_REPETITION} and w.outcome in {failed})))")
+        count = self.db.execute(f"select count(*) from replay_results {where}", {"run": run_id}).fetchone()[0]
+        if count:
+            self._write(lambda: self.db.execute(f"delete from replay_results {where}", {"run": run_id}),
+                        "forget failed replay results")
+        return count
+
     def paraphrase_rows(self, run_id: str) -> list[dict]:
         """The run's paraphrase-writer calls (repetition PARAPHRASE_WRITER_REPETITION): the text each wrote
         is its `response_text`, its perturbation names the paraphrase."""
@@ -160,7 +183,7 @@ class ReplayStore:
 
     def _write(self, action, what: str) -> None:
         try:
-            with self.db.conn:
+            with self.sql.transaction():
                 action()
-        except sqlite3.Error as exc:
+        except database_errors() as exc:
             raise StoreError(f"cannot {what}: {exc}") from None

@@ -6,20 +6,19 @@ is pending for evaluator E when its answer has no `scores` row for E at E's curr
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
-from sqlite_utils import Database
 
 from shadowtap.core.errors import StoreError
+from shadowtap.core.store.backend import SqlBackend, backend_of, upsert_sql
+from shadowtap.core.store.errors import database_errors
 
 SCORE_COLUMNS = ("id", "exchange_id", "source", "evaluator", "evaluator_version", "outcome", "value", "label",
                  "details", "error", "scored_at", "duration_ms")
 
-_UPSERT = (f"insert or replace into scores ({', '.join(SCORE_COLUMNS)}) "
-           f"values ({', '.join('?' for _ in SCORE_COLUMNS)})")
+_UPSERT = upsert_sql("scores", SCORE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,13 @@ class ScoreStore:
     """Reads answers to score and writes their scores, over a CaptureStore's database."""
 
     def __init__(self, store_or_db: object) -> None:
-        db = getattr(store_or_db, "db", store_or_db)
-        if not isinstance(db, Database):
-            raise TypeError(f"ScoreStore needs a CaptureStore or a sqlite_utils Database, got {type(db).__name__}")
-        self.db = db
+        self.sql: SqlBackend = backend_of(store_or_db)
+
+    @property
+    def claims_work(self) -> bool:
+        """True when several eval workers may share this store, so each must claim a page before
+        scoring it (`iter_claimed`); SQLite has one writer, and `iter_pending` is enough."""
+        return self.sql.dialect == "postgresql"
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -53,14 +55,14 @@ class ScoreStore:
         """
         after: tuple[str, str] | None = None
         while True:
-            clause = "1"
+            clause = "true"
             params: dict[str, object] = {"size": page_size}
             if since:
                 clause, params["since"] = "started_at >= :since", since
             if after:
                 clause += " and (started_at, id) > (:after_t, :after_id)"
                 params["after_t"], params["after_id"] = after
-            page = self.db.execute(
+            page = self.sql.execute(
                 f"select started_at, id from exchanges where {clause} order by started_at, id limit :size",
                 params).fetchall()
             if not page:
@@ -71,13 +73,37 @@ class ScoreStore:
     def iter_pending(self, versions: Mapping[str, str], *, since: str | None = None, source: str | None = None,
                      page_size: int = 200) -> Iterator[list[PendingScore]]:
         """Pending scores, oldest exchange first, one list per page of exchanges (empty pages skipped)."""
-        scope = "select id, started_at from exchanges where id in (select value from json_each(:ids))"
+        for ids in self.iter_exchange_ids(since=since, page_size=page_size):
+            rows = self._pending_of(ids, versions, source)
+            if rows:
+                yield rows
+
+    def iter_claimed(self, versions: Mapping[str, str], *, since: str | None = None, source: str | None = None,
+                     page_size: int = 200) -> Iterator[list[PendingScore]]:
+        """Like `iter_pending`, for one of several workers sharing a PostgreSQL store: each page is
+        claimed (its exchanges locked FOR UPDATE SKIP LOCKED, so other workers pass them by) and its
+        pending work read again under that lock, so an answer another worker scored meanwhile is
+        not scored twice. The page's transaction stays open while the caller scores it and writes
+        the scores (`write` joins it); asking for the next page, or closing the iterator, commits."""
+        for ids in self.iter_exchange_ids(since=since, page_size=page_size):
+            with self.sql.transaction():
+                locked = [row[0] for row in self.sql.execute(
+                    f"select id from exchanges where id in ({self.sql.list_values(':ids')}) "
+                    "order by id for update skip locked", {"ids": orjson.dumps(ids).decode()})]
+                rows = self._pending_of(locked, versions, source) if locked else []
+                if rows:
+                    try:
+                        yield rows
+                    except GeneratorExit:  # the caller stopped early: keep what it wrote
+                        return
+
+    def _pending_of(self, ids: Sequence[str], versions: Mapping[str, str],
+                    source: str | None) -> list[PendingScore]:
+        scope = f"select id, started_at from exchanges where id in ({self.sql.list_values(':ids')})"
         sql, values = self._pending_sql(scope, versions, source)
         sql += " select exchange_id, source, evaluator from pending order by started_at, exchange_id, source, evaluator"
-        for ids in self.iter_exchange_ids(since=since, page_size=page_size):
-            rows = self.db.execute(sql, {**values, "ids": orjson.dumps(ids).decode()}).fetchall()
-            if rows:
-                yield [PendingScore(*row) for row in rows]
+        rows = self.sql.execute(sql, {**values, "ids": orjson.dumps(list(ids)).decode()}).fetchall()
+        return [PendingScore(*row) for row in rows]
 
     def count_pending(self, versions: Mapping[str, str], *, since: str | None = None, source: str | None = None,
                       limit: int | None = None) -> int:
@@ -87,22 +113,20 @@ class ScoreStore:
         if since:
             values["since"] = since
         if limit is None:
-            return self.db.execute(f"{sql} select count(*) from pending", values).fetchone()[0]
+            return self.sql.execute(f"{sql} select count(*) from pending", values).fetchone()[0]
         values["limit"] = int(limit)
-        return self.db.execute(
+        return self.sql.execute(
             f"{sql} select count(*) from pending where exchange_id in (select exchange_id from pending "
             "group by exchange_id order by max(started_at), exchange_id limit :limit)", values).fetchone()[0]
 
-    @staticmethod
-    def _pending_sql(scope: str, versions: Mapping[str, str], source: str | None) -> tuple[str, dict]:
+    def _pending_sql(self, scope: str, versions: Mapping[str, str], source: str | None) -> tuple[str, dict]:
         values: dict = {"evaluators": orjson.dumps([[name, version] for name, version in versions.items()]).decode()}
         source_clause = ""
         if source is not None:
             source_clause, values["source"] = "and a.source = :source", source
         sql = f"""
             with scope as ({scope}),
-            ev as (select json_extract(value, '$[0]') as name, json_extract(value, '$[1]') as version
-                   from json_each(:evaluators)),
+            ev as ({self.sql.list_pairs(":evaluators", "name", "version")}),
             answers as (
                 select id as exchange_id, 'primary' as source, started_at from scope
                 union all
@@ -119,14 +143,14 @@ class ScoreStore:
 
     def exchanges(self, exchange_ids: Sequence[str]) -> list[dict]:
         """Full `exchanges` rows for these ids, oldest first."""
-        return list(self.db.query(
-            "select * from exchanges where id in (select value from json_each(:ids)) order by started_at, id",
+        return list(self.sql.query(
+            f"select * from exchanges where id in ({self.sql.list_values(':ids')}) order by started_at, id",
             {"ids": orjson.dumps(list(exchange_ids)).decode()}))
 
     def answer_shadows(self, exchange_ids: Sequence[str]) -> list[dict]:
         """Shadow rows that hold an answer (outcome "ok") for these exchanges."""
-        return list(self.db.query(
-            "select * from shadows where outcome = 'ok' and exchange_id in (select value from json_each(:ids)) "
+        return list(self.sql.query(
+            f"select * from shadows where outcome = 'ok' and exchange_id in ({self.sql.list_values(':ids')}) "
             "order by exchange_id, candidate", {"ids": orjson.dumps(list(exchange_ids)).decode()}))
 
     # -- scores -------------------------------------------------------------------------------
@@ -136,10 +160,10 @@ class ScoreStore:
         if not rows:
             return
         try:
-            with self.db.conn:
+            with self.sql.transaction():
                 # executemany: sqlite-utils' insert_all costs more than the scoring for cheap evaluators.
-                self.db.conn.executemany(_UPSERT, [[row.get(column) for column in SCORE_COLUMNS] for row in rows])
-        except sqlite3.Error as exc:
+                self.sql.executemany(_UPSERT, [[row.get(column) for column in SCORE_COLUMNS] for row in rows])
+        except database_errors() as exc:
             raise StoreError(f"cannot write {len(rows)} scores: {exc}") from None
 
     def scores(self, *, exchange_id: str | None = None, evaluator: str | None = None,
@@ -151,7 +175,7 @@ class ScoreStore:
             if value is not None:
                 clauses.append(f"{column} = :{column}")
                 params[column] = value
-        rows = self.db.query(f"select * from scores where {' and '.join(clauses) or '1'} "
+        rows = self.sql.query(f"select * from scores where {' and '.join(clauses) or 'true'} "
                              "order by exchange_id, source, evaluator", params)
         return [{**row, "details": orjson.loads(row["details"]) if row["details"] else {}} for row in rows]
 
@@ -161,11 +185,9 @@ class ScoreStore:
 
         With `versions`, only those evaluators, and only rows at their current version, count.
         """
-        clauses, params = ["1"], {}
+        clauses, params = ["true"], {}
         if versions is not None:
-            clauses.append("(s.evaluator, s.evaluator_version) in "
-                           "(select json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-                           "from json_each(:versions))")
+            clauses.append(f"(s.evaluator, s.evaluator_version) in ({self.sql.list_pairs(':versions', 'e', 'v')})")
             params["versions"] = orjson.dumps([[k, v] for k, v in versions.items()]).decode()
         if since:
             clauses.append("e.started_at >= :since")
@@ -176,16 +198,16 @@ class ScoreStore:
         where = " and ".join(clauses)
         base = f"from scores s join exchanges e on e.id = s.exchange_id where {where}"
         summary: dict[tuple[str, str], dict] = {}
-        for row in self.db.execute(
+        for row in self.sql.execute(
                 "select s.evaluator, s.source, count(*) filter (where s.outcome = 'score'), "
                 "avg(s.value) filter (where s.outcome = 'score'), "
                 "count(*) filter (where s.outcome = 'not_applicable'), "
                 f"count(*) filter (where s.outcome = 'error') {base} group by s.evaluator, s.source", params):
             summary[row[0], row[1]] = {"evaluator": row[0], "source": row[1], "scored": row[2], "mean": row[3],
                                        "labels": {}, "not_applicable": row[4], "errors": row[5]}
-        for evaluator, answer_source, label, count in self.db.execute(
+        for evaluator, answer_source, label, count in self.sql.execute(
                 f"select s.evaluator, s.source, s.label, count(*) {base} and s.outcome = 'score' "
-                "group by s.evaluator, s.source, s.label order by count(*) desc", params):
+                "group by s.evaluator, s.source, s.label order by count(*) desc, coalesce(s.label, '')", params):
             summary[evaluator, answer_source]["labels"][label or ""] = count
         return sorted(summary.values(), key=lambda row: (row["evaluator"], source_order(row["source"])))
 
@@ -193,3 +215,4 @@ class ScoreStore:
 def source_order(source: str) -> tuple[int, str]:
     """Primary first, then its twin, then candidates by name."""
     return ({"primary": 0, "primary_twin": 1}.get(source, 2), source)
+

@@ -2,34 +2,45 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
+from shadowtap.core.store.backend import SqlBackend, backend_of
 
 
 class TrafficSummary:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, store_or_db: object) -> None:
+        self.sql: SqlBackend = backend_of(store_or_db)
 
     def exchanges_by_endpoint_and_status(self, *, except_task: str | None = None) -> list[dict]:
         """endpoint, status, n, streams, latency and ttft (mean ms), tokens, incomplete."""
-        return list(self.db.query(
-            "select endpoint, status, count(*) n, sum(is_stream) streams, round(avg(latency_ms), 1) latency,"
-            " round(avg(ttft_ms), 1) ttft, sum(total_tokens) tokens, sum(stream_incomplete) incomplete"
-            " from exchanges where task is not :task or task is null group by endpoint, status"
-            " order by endpoint, status", {"task": except_task}))
+        rows = self.sql.query(
+            "select endpoint, status, count(*) n, cast(sum(is_stream) as bigint) streams, avg(latency_ms) latency,"
+            " avg(ttft_ms) ttft, cast(sum(total_tokens) as bigint) tokens,"
+            " cast(sum(stream_incomplete) as bigint) incomplete"
+            " from exchanges where task is distinct from :task or task is null group by endpoint, status"
+            " order by endpoint, status", {"task": except_task})
+        return [{**row, "latency": _round(row["latency"]), "ttft": _round(row["ttft"])} for row in rows]
 
     def count_with_task(self, *, except_task: str | None = None) -> int:
-        return self.db.execute("select count(*) from exchanges where task is not null and task is not ?",
-                               [except_task]).fetchone()[0]
+        return self.sql.execute("select count(*) from exchanges where task is not null and task is distinct from ?",
+                                [except_task]).fetchone()[0]
 
     def count_with_metadata(self) -> int:
         """Exchanges whose request carried the `shadowtap` body field (contexts, say)."""
-        return self.db.execute("select count(*) from exchanges where shadowtap_metadata is not null").fetchone()[0]
+        return self.sql.execute("select count(*) from exchanges where shadowtap_metadata is not null").fetchone()[0]
 
     def shadows_by_candidate(self) -> list[dict]:
         """candidate, n, ok, errors, timeouts, skipped, latency and the primary's latency (mean ms, ok rows)."""
-        return list(self.db.query(
-            "select s.candidate, count(*) n, sum(s.outcome = 'ok') ok, sum(s.outcome = 'error') errors,"
-            " sum(s.outcome = 'timeout') timeouts, sum(s.outcome = 'skipped') skipped,"
-            " round(avg(case when s.outcome = 'ok' then s.latency_ms end), 1) latency,"
-            " round(avg(case when s.outcome = 'ok' then e.latency_ms end), 1) primary_latency"
-            " from shadows s join exchanges e on e.id = s.exchange_id group by s.candidate order by s.candidate"))
+        rows = self.sql.query(
+            "select s.candidate, count(*) n, count(*) filter (where s.outcome = 'ok') ok,"
+            " count(*) filter (where s.outcome = 'error') errors,"
+            " count(*) filter (where s.outcome = 'timeout') timeouts,"
+            " count(*) filter (where s.outcome = 'skipped') skipped,"
+            " avg(case when s.outcome = 'ok' then s.latency_ms end) latency,"
+            " avg(case when s.outcome = 'ok' then e.latency_ms end) primary_latency"
+            " from shadows s join exchanges e on e.id = s.exchange_id group by s.candidate order by s.candidate")
+        return [{**row, "latency": _round(row["latency"]), "primary_latency": _round(row["primary_latency"])}
+                for row in rows]
+
+
+def _round(value: float | None) -> float | None:
+    # In Python, not SQL: Postgres has no round(double precision, int).
+    return None if value is None else round(value, 1)

@@ -42,6 +42,10 @@ METHODS = {
     "samples": "answered shadow calls (outcome ok) in the slice",
     "calls": "made = ok + error + timeout; cancelled (at shutdown) and skipped are counted apart; "
              "error, timeout and failure (error + timeout) rates are over calls made",
+    "error_reasons": "per candidate, why calls erred or timed out: the error's class and the first sentence of "
+                     "its message, counted, most frequent first (the operations table shows the top three)",
+    "verdict": "per candidate, from its [gate] checks (the same ones `shadowtap gate` exits on): ready when none "
+               "fails, not enough data when only min_samples fails, not ready when any other check fails",
     "agreement": "mean agreement score of the candidate's answers against the primary's",
     "noise": "mean agreement of the primary against its twin (its own second answer) over every "
              "twin-scored exchange in the slice; null when the slice has no twin samples",

@@ -9,8 +9,7 @@ import click
 import orjson
 
 from shadowtap.core.captures_cli import time_option
-from shadowtap.core.cli_common import fail_usage, load_config_or_exit
-from shadowtap.core.errors import StoreError
+from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: [gate] thresholds, and the store unless --store is given.")
@@ -34,21 +33,24 @@ _candidate_option = click.option("--candidate", metavar="NAME", help="Only this 
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown tables.")
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write a self-contained HTML report with charts to FILE.")
-@click.option("--gate", "with_gate", is_flag=True, help="Check the [gate] thresholds too; exit 1 if any check fails.")
+@click.option("--gate", "with_gate", is_flag=True,
+              help="Print every [gate] check too, and exit 1 if any fails (the verdict is always shown).")
 def report_command(config_path, store_path, since, until, candidate, window, as_json, as_markdown, html_path,
                    with_gate) -> None:
     """Compare each candidate with the primary: overall, by category and per time window.
 
-    Agreement is read against the primary's own noise (its twin), score means carry 95%
-    intervals and are paired with the primary's on the same exchanges, and categories where the
-    candidate is significantly worse are marked.
+    It opens with each candidate's verdict against the [gate] thresholds (the same checks
+    `shadowtap gate` exits on). Agreement is read against the primary's own noise (its twin),
+    score means carry 95% intervals and are paired with the primary's on the same exchanges, and
+    categories where the candidate is significantly worse are marked.
 
     Exit codes: 0 done (or the gate passed); 1 the gate failed (with --gate);
     2 usage or config error.
     """
     if as_json and as_markdown:
         fail_usage("--json and --markdown are alternatives: pass one")
-    report, gate = _build(config_path, store_path, since, until, candidate, window, with_gate)
+    # The verdict is always the gate's: every format shows it; --gate adds every check and the exit code.
+    report, gate = _build(config_path, store_path, since, until, candidate, window)
     if html_path:
         _write_html(report, html_path)
     if as_json:
@@ -56,12 +58,12 @@ def report_command(config_path, store_path, since, until, candidate, window, as_
     elif as_markdown:
         from shadowtap.evaluators.report.render_markdown import render_markdown
 
-        click.echo(render_markdown(report))
+        click.echo(render_markdown(report, checks=with_gate))
     else:
         from shadowtap.evaluators.report.render_terminal import render_terminal
 
-        render_terminal(report)
-    if gate is not None and not gate.passed:
+        render_terminal(report, checks=with_gate)
+    if with_gate and not gate.passed:
         sys.exit(1)
 
 
@@ -81,7 +83,7 @@ def gate_command(config_path, store_path, since, until, candidate, as_json) -> N
     Exit codes: 0 every check passed or was skipped; 1 a check failed, or there is no candidate
     to check; 2 usage or config error.
     """
-    report, gate = _build(config_path, store_path, since, until, candidate, None, True)
+    report, gate = _build(config_path, store_path, since, until, candidate, None)
     if as_json:
         click.echo(orjson.dumps(gate).decode())
     else:
@@ -92,8 +94,8 @@ def gate_command(config_path, store_path, since, until, candidate, as_json) -> N
         sys.exit(1)
 
 
-def _build(config_path, store_path, since, until, candidate, window, with_gate):
-    from shadowtap.core.store import Store
+def _build(config_path, store_path, since, until, candidate, window):
+    """The report with its gate verdict, which `report` and `gate` both read: one pass/fail for both."""
     from shadowtap.evaluators.report.build import build_report, parse_window
     from shadowtap.evaluators.report.gate import evaluate_gate
 
@@ -104,20 +106,12 @@ def _build(config_path, store_path, since, until, candidate, window, with_gate):
         except ValueError as exc:
             fail_usage(f"--window: {exc}")
     since, until = time_option(since, "--since"), time_option(until, "--until")
-    path = store_path or config.store.path
-    if path != ":memory:" and not Path(path).exists():
-        fail_usage(f"no capture store at {path!r}: pass --store, or --config with a [store] path")
+    store = open_store_or_exit(config, store_path)
     try:
-        store = Store.open(path)
-    except StoreError as exc:
-        fail_usage(str(exc))
-    try:
-        report = build_report(store.reports, store=path, since=since, until=until, window=window, candidate=candidate,
-                              outcomes=config.outcomes)
+        report = build_report(store.reports, store=store.path, since=since, until=until, window=window,
+                              candidate=candidate, outcomes=config.outcomes)
     finally:
         store.close()
-    if not with_gate:
-        return report, None
     from dataclasses import replace
 
     gate = evaluate_gate(report, config.gate)

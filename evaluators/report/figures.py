@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 
+from shadowtap.evaluators.report.error_reasons import count_reasons, error_reason
 from shadowtap.evaluators.report.model import (
     AgreementFigures,
     CallCounts,
@@ -72,10 +73,12 @@ def _calls(rows: list[dict]) -> CallCounts:
     outcomes = Counter(row["outcome"] for row in rows)
     skipped = Counter(row["skip_reason"] or "unknown" for row in rows if row["outcome"] == "skipped")
     made = sum(outcomes[outcome] for outcome in CALL_OUTCOMES)
+    reasons = count_reasons(error_reason(row.get("error_class"), row.get("error_message"), row["outcome"])
+                            for row in rows if row["outcome"] in ("error", "timeout"))
     return CallCounts(made=made, answered=outcomes["ok"], errors=outcomes["error"], timeouts=outcomes["timeout"],
                       cancelled=outcomes["cancelled"], skipped=dict(sorted(skipped.items())),
                       error_rate=wilson(outcomes["error"], made), timeout_rate=wilson(outcomes["timeout"], made),
-                      failure_rate=wilson(outcomes["error"] + outcomes["timeout"], made))
+                      failure_rate=wilson(outcomes["error"] + outcomes["timeout"], made), error_reasons=reasons)
 
 
 def _values(data: ReportInput, source: str, exchange_ids: list[str], evaluator: str) -> list[float]:

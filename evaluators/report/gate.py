@@ -18,7 +18,11 @@ from collections.abc import Callable
 from shadowtap.core.config import GateConfig
 from shadowtap.core.config.gate import OUTCOME_CHECKS_OFF
 from shadowtap.evaluators.report.model import (
+    NOT_ENOUGH_DATA,
+    NOT_READY,
+    READY,
     CandidateReport,
+    CandidateVerdict,
     GateCheck,
     GateVerdict,
     KeyFigures,
@@ -78,7 +82,21 @@ def evaluate_gate(report: ReportData, gate: GateConfig) -> GateVerdict:
     checks.extend(_outcome_checks(report.outcomes, gate))
     failed = [f"{check.candidate} {check.scope} {check.check}" for check in checks if check.status == "fail"]
     skipped = sum(check.status == "skipped" for check in checks)
-    return GateVerdict(passed=not failed, checks=checks, failed=failed, skipped=skipped)
+    verdicts = [candidate_verdict(candidate.name, [check for check in checks if check.candidate == candidate.name])
+                for candidate in report.candidates]
+    return GateVerdict(passed=not failed, checks=checks, failed=failed, skipped=skipped, candidates=verdicts)
+
+
+def candidate_verdict(name: str, checks: list[GateCheck]) -> CandidateVerdict:
+    """The one pass/fail for a candidate: the gate exits on it and every report format shows it."""
+    failed = [check for check in checks if check.status == "fail"]
+    if not failed:
+        verdict = READY
+    elif all(check.check == "min_samples" for check in failed):
+        verdict = NOT_ENOUGH_DATA
+    else:
+        verdict = NOT_READY
+    return CandidateVerdict(name, verdict, failed, len(checks), sum(check.status == "skipped" for check in checks))
 
 
 def _candidate_checks(candidate: CandidateReport, gate: GateConfig) -> list[GateCheck]:

@@ -12,6 +12,10 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 
 PRIMARY_COLOUR = "#4a4a4a"
 CANDIDATE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+# Outcome and reviewer series get their own colours, so no line in the outcomes section wears a
+# candidate's colour from the charts above it.
+OUTCOME_COLOURS = ("#1b7a2e", "#b8860b", "#8a0015", "#5c2d91", "#00838f", "#6d4c41", "#ad1457", "#37474f")
+OUTCOME_LIGHTNESS = 0.3
 
 # Heat map cells run from red (the candidate is worse) through white to blue (better).
 WORSE_RGB = (214, 39, 40)
@@ -103,3 +107,29 @@ def heat_colour(value: float | None) -> str:
     end = BETTER_RGB if t > 0 else WORSE_RGB
     r, g, b = (round(n + (e - n) * abs(t)) for n, e in zip(NEUTRAL_RGB, end))
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def distinct_colours(names, palette, *, lightness: float = 0.42) -> dict[str, str]:
+    """A colour per name, no two alike however many there are: the palette first, then hues spread
+    by the golden angle at `lightness` (a palette that wraps around gives two series one colour).
+    Palettes that must not meet take different lightnesses for their extra colours."""
+    colours: dict[str, str] = {}
+    used = set()
+    extra = 0
+    for index, name in enumerate(dict.fromkeys(names)):
+        colour = palette[index] if index < len(palette) else None
+        while colour is None or colour in used:
+            colour = _hsl_hex((extra * 137.508) % 360, 0.55, lightness)
+            extra += 1
+        colours[name] = colour
+        used.add(colour)
+    return colours
+
+
+def _hsl_hex(hue: float, saturation: float, lightness: float) -> str:
+    chroma = (1 - abs(2 * lightness - 1)) * saturation
+    x = chroma * (1 - abs((hue / 60) % 2 - 1))
+    m = lightness - chroma / 2
+    r, g, b = [(chroma, x, 0), (x, chroma, 0), (0, chroma, x), (0, x, chroma), (x, 0, chroma), (chroma, 0, x)][
+        int(hue // 60) % 6]
+    return "#" + "".join(f"{round((value + m) * 255):02x}" for value in (r, g, b))

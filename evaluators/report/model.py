@@ -80,6 +80,7 @@ class CallCounts:
     error_rate: Rate              # outcome error over made
     timeout_rate: Rate            # outcome timeout over made
     failure_rate: Rate            # error + timeout over made (what [gate] max_error_rate checks)
+    error_reasons: dict[str, int] = field(default_factory=dict)   # why calls erred or timed out, most frequent first
 
 
 @dataclass(frozen=True)
@@ -239,12 +240,29 @@ class GateCheck:
     reason: str | None = None     # why skipped, or what failed
 
 
+READY, NOT_READY, NOT_ENOUGH_DATA = "ready", "not_ready", "not_enough_data"
+
+
+@dataclass(frozen=True)
+class CandidateVerdict:
+    """One candidate's verdict, decided by its [gate] checks alone: the gate and every rendering of the
+    report read this, so they cannot disagree. ready: no check failed; not_enough_data: only
+    min_samples failed; not_ready: any other check failed (named in `failed`)."""
+
+    candidate: str
+    verdict: str                  # ready | not_ready | not_enough_data
+    failed: list[GateCheck]
+    checks: int
+    skipped: int
+
+
 @dataclass(frozen=True)
 class GateVerdict:
     passed: bool                  # no check failed (skipped checks do not fail the gate)
     checks: list[GateCheck]
     failed: list[str]             # "<candidate> <scope> <check>" for each failed check
     skipped: int
+    candidates: list[CandidateVerdict] = field(default_factory=list)   # one per candidate in the report
 
 
 @dataclass(frozen=True)

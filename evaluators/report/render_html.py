@@ -15,14 +15,18 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from shadowtap.evaluators.report.error_reasons import describe_reasons
 from shadowtap.evaluators.report.html_assets import (
     CANDIDATE_COLOURS,
     HEAT_SCALE,
     PRIMARY_COLOUR,
+    distinct_colours,
     heat_colour,
     html_page,
     ticks,
 )
+from shadowtap.evaluators.report.model import READY
+from shadowtap.evaluators.report.tables import VERDICT_NAMES, WRONG_SIDE
 
 PRIMARY = "primary"
 Cell = str | tuple[str, str]   # pre-escaped HTML, or (HTML, CSS class)
@@ -49,10 +53,9 @@ def render_html(report: Any) -> str:
     for source in [d["source"] for d in data.get("distributions") or []] + [p["candidate"] for p in data.get("trends") or []]:
         if source != PRIMARY and source not in candidates:
             candidates.append(source)
-    colours = {PRIMARY: PRIMARY_COLOUR} | {name: CANDIDATE_COLOURS[i % len(CANDIDATE_COLOURS)]
-                                           for i, name in enumerate(candidates)}
+    colours = {PRIMARY: PRIMARY_COLOUR} | distinct_colours(candidates, CANDIDATE_COLOURS)
     body = "\n".join([
-        _header(data), _summary(data), _gate(data.get("gate")),
+        _header(data), _verdicts(data.get("gate")), _summary(data), _gate(data.get("gate")),
         _section("Score distributions", _distributions(data.get("distributions") or [], colours)),
         _section("Latency", _latency(data.get("latency_samples") or [], colours)),
         _section("Trends", _trends(data.get("trends") or [], data.get("window"), colours)),
@@ -146,7 +149,10 @@ _SUMMARY_ROWS = (
     ("stale context", lambda f: _rate(f.get("stale_context"))),
     ("contract valid (vs primary)", lambda f: _pair(f, ("contract_valid",), ("primary_contract_valid",), _rate)),
     ("refusals (vs primary)", lambda f: _pair(f, ("refusal",), ("primary_refusal",), _rate)),
-    ("errors / timeouts", lambda f: _pair(f, ("calls", "error_rate"), ("calls", "timeout_rate"), _rate)),
+    # Both shares are the candidate's own (of its calls made): no "vs", which every other row keeps for the primary.
+    ("errors, timeouts (of calls made)", lambda f: f'errors {_rate(_dig(f, ("calls", "error_rate")))}, '
+                                                   f'timeouts {_rate(_dig(f, ("calls", "timeout_rate")))}'),
+    ("top error reasons", lambda f: _e(describe_reasons(_dig(f, ("calls", "error_reasons")) or {})) or "–"),
     ("latency p50 / p95 ×", lambda f: f'{_num(_dig(f, ("latency", "p50_ratio")))} / {_num(_dig(f, ("latency", "p95_ratio")))}'),
     ("time to first token p50 ×", lambda f: _num(_dig(f, ("latency", "ttft_p50_ratio")))),
     ("cost per 1k requests (USD) ×", lambda f: _num(_dig(f, ("cost", "ratio")))),
@@ -161,9 +167,48 @@ def _summary(data: Mapping[str, Any]) -> str:
     overall = [c.get("overall") or {} for c in candidates]
     rows: list[list[Cell]] = [[_e(label), *(show(f) for f in overall)] for label, show in _SUMMARY_ROWS]
     worse = [[str(finding.get("metric")) for finding in f.get("significantly_worse") or []] for f in overall]
-    rows.append(["significantly worse", *((_e(", ".join(w)) or "none", "fail" if w else "pass") for w in worse)])
-    rows.insert(0, ["model", *(_e(c.get("model") or "–") for c in candidates)])
+    # A statistical finding, not the verdict: "none" here is not a pass, so it is never coloured as one.
+    rows.append(["significantly worse than the primary",
+                 *((_e(", ".join(w)), "fail") if w else "none" for w in worse)])
+    verdicts = {v.get("candidate"): v for v in (data.get("gate") or {}).get("candidates") or []}
+    if verdicts:
+        rows.insert(0, ["verdict", *(_verdict_cell(verdicts.get(c.get("name"))) for c in candidates)])
+    rows.insert(1 if verdicts else 0, ["model", *(_e(c.get("model") or "–") for c in candidates)])
     return _section("Candidates", _table(["overall"] + [str(c.get("name")) for c in candidates], rows))
+
+
+def _verdict_cell(verdict: Mapping[str, Any] | None) -> Cell:
+    if verdict is None:
+        return "–"
+    name = str(verdict.get("verdict"))
+    return _e(VERDICT_NAMES.get(name, name)), (
+        "pass" if verdict.get("verdict") == READY else "fail")
+
+
+def _verdicts(gate: Mapping[str, Any] | None) -> str:
+    """Each candidate's verdict and the failing checks behind it: the gate's own, so the page cannot disagree."""
+    items = (gate or {}).get("candidates") or []
+    if not items:
+        return ""
+    rows: list[list[Cell]] = [[_e(v.get("candidate")), _verdict_cell(v), _e(_why(v))] for v in items]
+    return _section("Verdict", "<p>Each candidate against the [gate] thresholds: the checks shadowtap gate exits "
+                               "on.</p>" + _table(["candidate", "verdict", "why"], rows))
+
+
+def _why(verdict: Mapping[str, Any]) -> str:
+    failed = verdict.get("failed") or []
+    if failed:
+        return "; ".join(_check_text(check) for check in failed)
+    skipped = verdict.get("skipped") or 0
+    return f'all {(verdict.get("checks") or 0) - skipped} checks passed' + (f", {skipped} skipped" if skipped else "")
+
+
+def _check_text(check: Mapping[str, Any]) -> str:
+    """As tables.check_text, from the JSON dict."""
+    scope = "" if check.get("scope") == "overall" else f'{check.get("scope")} '
+    figure = "–" if check.get("figure") is None else f'{check["figure"]:.3g}'
+    side = WRONG_SIDE.get(str(check.get("comparison")), "")
+    return f'{scope}{check.get("check")} {figure} {side} {check.get("threshold"):g}'
 
 
 def _gate(gate: Mapping[str, Any] | None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shadowtap.evaluators.report.html_assets import CANDIDATE_COLOURS, PRIMARY_COLOUR
+from shadowtap.evaluators.report.html_assets import OUTCOME_COLOURS, OUTCOME_LIGHTNESS, distinct_colours
 from shadowtap.evaluators.report.outcome_tables import FALLING, KAPPA_NAMES, NO_FEEDBACK
 from shadowtap.evaluators.report.render_html import _dig, _e, _interval, _line_chart, _num, _rate, _table
 
@@ -61,7 +61,7 @@ def _trend(outcomes: Mapping[str, Any]) -> str:
     starts = [p["start"] for p in points]
     rates = {label: {p["start"]: _dig(p.get("figures"), path) for p in points
                      if _dig(p.get("figures"), path) is not None} for label, path in _RATE_SERIES}
-    colours = {label: ([PRIMARY_COLOUR] + list(CANDIDATE_COLOURS))[i] for i, (label, _) in enumerate(_RATE_SERIES)}
+    colours = distinct_colours([label for label, _ in _RATE_SERIES], OUTCOME_COLOURS, lightness=OUTCOME_LIGHTNESS)
     charts = [_line_chart("outcome shares", starts, {k: v for k, v in rates.items() if v}, colours)]
     kappas = {("overall" if row["scope"] == "overall" else f'{outcomes.get("category")}={row["scope"]}'):
               {w["start"]: w["kappa"] for w in row.get("windows") or [] if w.get("kappa") is not None}
@@ -69,8 +69,7 @@ def _trend(outcomes: Mapping[str, Any]) -> str:
     kappas = {name: series for name, series in kappas.items() if series}
     if kappas:
         kappa_starts = sorted({start for series in kappas.values() for start in series})
-        kappa_colours = {name: ([PRIMARY_COLOUR] + list(CANDIDATE_COLOURS))[i % (len(CANDIDATE_COLOURS) + 1)]
-                         for i, name in enumerate(kappas)}
+        kappa_colours = distinct_colours(kappas, OUTCOME_COLOURS, lightness=OUTCOME_LIGHTNESS)
         charts.append(_line_chart("reviewer kappa", kappa_starts, kappas, kappa_colours))
     rows = [[_e(p["start"]), _e(_dig(p, ("figures", "exchanges"))), _rate(_dig(p, ("figures", "trusted_completion"))),
              _num(_dig(p, ("figures", "edit_minutes", "mean")), 1), _rate(_dig(p, ("figures", "escalation"))),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shadowtap.evaluators.report.model import ReportData
 from shadowtap.evaluators.report.outcome_tables import outcome_tables, outcomes_note
-from shadowtap.evaluators.report.tables import TextTable, gate_table, report_tables
+from shadowtap.evaluators.report.tables import TextTable, gate_table, report_tables, verdict_table
 
 
 def _cell(text: str) -> str:
@@ -20,15 +20,18 @@ def markdown_table(table: TextTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(report: ReportData) -> str:
+def render_markdown(report: ReportData, *, checks: bool = True) -> str:
+    """The verdict first (when the report carries the gate), then the tables; every gate check only with `checks`."""
     parts = [f"## shadowtap report\n\n{report.exchanges} exchanges in `{_cell(report.store)}`"
              f"{', since ' + report.since if report.since else ''}{', until ' + report.until if report.until else ''}; "
              "intervals are 95% (t for means, Wilson for rates).\n"]
     if not report.candidates:
         parts.append("No candidate has shadow rows in this range.\n")
+    if report.gate is not None and report.gate.candidates:
+        parts.append(markdown_table(verdict_table(report.gate)))
     parts += [markdown_table(table) for table in report_tables(report)]
     parts.append(_cell(outcomes_note(report.outcomes)) + "\n")
     parts += [markdown_table(table) for table in outcome_tables(report.outcomes)]
-    if report.gate is not None:
+    if report.gate is not None and checks:
         parts.append(markdown_table(gate_table(report.gate)))
     return "\n".join(parts)

@@ -6,28 +6,32 @@ from rich.console import Console
 from rich.text import Text
 
 from shadowtap.core.terminal_tables import STATUS_STYLE, print_table
-from shadowtap.evaluators.report.model import GateVerdict, ReportData
+from shadowtap.evaluators.report.model import READY, GateVerdict, ReportData
 from shadowtap.evaluators.report.outcome_tables import outcome_tables, outcomes_note
-from shadowtap.evaluators.report.tables import TextTable, report_tables
+from shadowtap.evaluators.report.tables import VERDICT_NAMES, TextTable, check_text, report_tables, verdict_table
 
 
 def _print_table(console: Console, table: TextTable) -> None:
     print_table(console, table.title, table.columns, table.rows)
 
 
-def render_terminal(report: ReportData, console: Console | None = None) -> None:
+def render_terminal(report: ReportData, console: Console | None = None, *, checks: bool = True) -> None:
+    """The verdict first (when the report carries the gate), then the tables; every gate check at
+    the end only with `checks`."""
     console = console or Console()
     console.print(Text(f"{report.exchanges} exchanges in {report.store}"
                        f"{' since ' + report.since if report.since else ''}"
                        f"{' until ' + report.until if report.until else ''}"))
     if not report.candidates:
         console.print(Text("no candidate has shadow rows in this range"))
+    if report.gate is not None and report.gate.candidates:
+        _print_table(console, verdict_table(report.gate))
     for table in report_tables(report):
         _print_table(console, table)
     console.print(Text(outcomes_note(report.outcomes)), soft_wrap=True)
     for table in outcome_tables(report.outcomes):
         _print_table(console, table)
-    if report.gate is not None:
+    if report.gate is not None and checks:
         render_gate_terminal(report.gate, console)
 
 
@@ -40,6 +44,13 @@ def render_gate_terminal(verdict: GateVerdict, console: Console | None = None) -
         line = Text(f"{status:<8}", style=STATUS_STYLE[status])
         line.append(f"{check.candidate}  {check.scope}  {check.check}: {figure} (must be {check.comparison} "
                     f"{check.threshold:g})" + (f"  [{check.reason}]" if check.reason else ""))
+        console.print(line, soft_wrap=True)
+    for item in verdict.candidates:   # the same verdict the report opens with
+        name = VERDICT_NAMES[item.verdict]
+        line = Text(f"{item.candidate}: ")
+        line.append(name, style="green" if item.verdict == READY else "bold red")
+        if item.failed:
+            line.append(" (" + "; ".join(check_text(check) for check in item.failed) + ")")
         console.print(line, soft_wrap=True)
     if verdict.failed:
         console.print(Text("failed: " + "; ".join(verdict.failed), style="bold red"), soft_wrap=True)

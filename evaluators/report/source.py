@@ -20,7 +20,7 @@ _EXCHANGE_COLUMNS = ("id", "started_at", "endpoint", "task", "risk_tier", "tags"
                      "cost_usd", "prompt_tokens", "completion_tokens", "total_tokens", "response_text")
 _SHADOW_COLUMNS = ("exchange_id", "candidate", "model", "is_twin", "outcome", "skip_reason", "started_at",
                    "latency_ms", "ttft_ms", "cost_usd", "prompt_tokens", "completion_tokens", "total_tokens",
-                   "response_text")
+                   "response_text", "error_class", "error_message")
 
 
 @dataclass(frozen=True)

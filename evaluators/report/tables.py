@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shadowtap.evaluators.report.model import GateVerdict, Interval, KeyFigures, PairedMean, Rate, ReportData
+from shadowtap.evaluators.report.error_reasons import describe_reasons
+from shadowtap.evaluators.report.model import (
+    NOT_ENOUGH_DATA,
+    NOT_READY,
+    READY,
+    CandidateVerdict,
+    GateCheck,
+    GateVerdict,
+    Interval,
+    KeyFigures,
+    PairedMean,
+    Rate,
+    ReportData,
+)
 
 NONE = "–"
 
@@ -51,8 +64,10 @@ def paired(value: PairedMean) -> str:
 QUALITY_COLUMNS = ["samples", "agreement [95% CI]", "noise", "above noise", "disagree > noise",
                    "faithfulness cand vs prim: Δ [95% CI]", "grounding cand vs prim: Δ [95% CI]",
                    "stale ctx", "contract valid", "refusal", "worse"]
-OPERATIONS_COLUMNS = ["calls", "skipped", "errors", "timeouts", "p50 ×", "p95 ×", "ttft p50 ×",
+OPERATIONS_COLUMNS = ["calls", "skipped", "errors", "timeouts", "top error reasons", "p50 ×", "p95 ×", "ttft p50 ×",
                       "$/1k req", "cost ×", "tokens ×"]
+VERDICT_NAMES = {READY: "READY", NOT_READY: "NOT READY", NOT_ENOUGH_DATA: "NOT ENOUGH DATA"}
+WRONG_SIDE = {">=": "<", "<=": ">"}   # how a failed check's figure stands to its threshold
 
 
 def quality_cells(figures: KeyFigures) -> list[str]:
@@ -68,9 +83,30 @@ def operations_cells(figures: KeyFigures) -> list[str]:
     calls, latency, cost = figures.calls, figures.latency, figures.cost
     skipped = ", ".join(f"{reason} {count}" for reason, count in calls.skipped.items())
     per_1k = NONE if cost.candidate_per_1k_usd is None else f"${cost.candidate_per_1k_usd:.4f}"
-    return [str(calls.made), skipped, percent(calls.error_rate), percent(calls.timeout_rate), times(latency.p50_ratio),
-            times(latency.p95_ratio), times(latency.ttft_p50_ratio), per_1k, times(cost.ratio),
-            times(cost.tokens_ratio)]
+    return [str(calls.made), skipped, percent(calls.error_rate), percent(calls.timeout_rate),
+            describe_reasons(calls.error_reasons), times(latency.p50_ratio), times(latency.p95_ratio),
+            times(latency.ttft_p50_ratio), per_1k, times(cost.ratio), times(cost.tokens_ratio)]
+
+
+def check_text(check: GateCheck) -> str:
+    """A failed check as `max_grounding_drop 0.163 > 0.05` (the figure, on the wrong side of the
+    threshold), with the scope when it is not overall."""
+    figure = NONE if check.figure is None else f"{check.figure:.3g}"
+    scope = "" if check.scope == "overall" else f"{check.scope} "
+    return f"{scope}{check.check} {figure} {WRONG_SIDE[check.comparison]} {check.threshold:g}"
+
+
+def verdict_table(verdict: GateVerdict) -> TextTable:
+    """One line per candidate: its verdict and the checks that decide it (the gate's own)."""
+    rows = [[item.candidate, VERDICT_NAMES[item.verdict], _why(item)] for item in verdict.candidates]
+    return TextTable("verdict: each candidate against the [gate] thresholds", ["candidate", "verdict", "why"], rows)
+
+
+def _why(item: CandidateVerdict) -> str:
+    """The failing checks, or how many passed (the HTML page words it alike: render_html._why)."""
+    if item.failed:
+        return "; ".join(check_text(check) for check in item.failed)
+    return f"all {item.checks - item.skipped} checks passed" + (f", {item.skipped} skipped" if item.skipped else "")
 
 
 def report_tables(report: ReportData) -> list[TextTable]:

@@ -11,7 +11,7 @@ import logging
 import orjson
 
 from shadowtap.proxy.dialects import AssembledResponse, Dialect
-from shadowtap.proxy.dialects.base import StreamAccumulator, normalise_usage, str_or_none
+from shadowtap.proxy.dialects.base import StreamAccumulator, str_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _assemble_body(dialect: Dialect, content_type: str | None, chunks: list[byte
     if not isinstance(body, dict):
         return result
     result.model = str_or_none(body.get("model"))
-    result.usage = normalise_usage(body.get("usage"))
+    result.usage = dialect.usage(body.get("usage"))
     dialect.assemble_body(body, result)
     if (result.text or result.tool_calls) and chunks:
         result.first_content_chunk = len(chunks) - 1

@@ -239,7 +239,5 @@ def _out_of_band(data: bytes | bytearray):
 
 
 def _row_builder(settings: RowBuilderSettings) -> CaptureRowBuilder:
-    redactor = Redactor(emails=settings.emails, phones=settings.phones, card_numbers=settings.card_numbers,
-                        patterns=settings.patterns, replacement=settings.replacement)
-    return CaptureRowBuilder(redactor=redactor, prices=PriceTable.from_litellm_package(),
+    return CaptureRowBuilder(redactor=Redactor.from_rules(settings), prices=PriceTable.from_litellm_package(),
                              client_key_salt=settings.client_key_salt, max_body_bytes=settings.max_body_bytes)

@@ -54,6 +54,24 @@ class PriceTable:
             return None
         return input_rate * prompt_tokens + output_rate * completion_tokens
 
+    def usage_cost_usd(self, model: str | None, usage: dict | None) -> float | None:
+        """The cost of a normalised usage (see AssembledResponse.usage): prompt tokens written to
+        or read from a prompt cache are priced at the model's cache rates (input rate when the
+        table has none), the rest of the prompt at its input rate."""
+        usage = usage or {}
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        written, read = usage.get("cache_creation_tokens") or 0, usage.get("cache_read_tokens") or 0
+        base = self.cost_usd(model, prompt, completion)
+        if base is None or not (written or read) or model is None:
+            return base
+        entry = self._entry_for(model) or {}
+        input_rate = _rate(entry, "input_cost_per_token", 1) or 0.0
+        write_rate = _rate(entry, "cache_creation_input_token_cost", 1)
+        read_rate = _rate(entry, "cache_read_input_token_cost", 1)
+        # cost_usd billed every prompt token at the input rate; re-bill the cached ones.
+        return (base + written * ((input_rate if write_rate is None else write_rate) - input_rate)
+                + read * ((input_rate if read_rate is None else read_rate) - input_rate))
+
     def _entry_for(self, model: str) -> dict | None:
         for name in _candidate_names(model):
             entry = self._prices.get(name)

@@ -185,7 +185,7 @@ class CaptureRowBuilder:
         fields["completion_tokens"] = usage.get("completion_tokens")
         fields["total_tokens"] = usage.get("total_tokens")
         model = assembled.model or request_model
-        fields["cost_usd"] = self._prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        fields["cost_usd"] = self._prices.usage_cost_usd(model, usage)  # cache reads and writes at their rates
         return fields
 
     def _redacted_and_clipped(self, data: bytes | bytearray, fields: dict) -> bytes | bytearray:

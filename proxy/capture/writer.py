@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from shadowtap.core.store import CaptureStore
+from shadowtap.core.store.errors import content_errors
 from shadowtap.proxy.capture.builder_process import BuildFailure
 from shadowtap.proxy.capture.record import CaptureRows
 from shadowtap.proxy.dialects import dialect_for_path
@@ -30,10 +30,11 @@ log = logging.getLogger("shadowtap.capture")
 _STOP = object()
 _REJECTED = object()
 _RETRY_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+# Waits between attempts to open a store that could not be opened at start-up.
+_OPEN_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 # Errors about a batch's content: retrying the same rows cannot help. Anything else (disk full,
 # I/O error, locked) is about the store, and the batch is retried until the store recovers.
-_CONTENT_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError,
-                   TypeError, ValueError, OverflowError)
+_CONTENT_ERRORS = content_errors()
 
 
 class ByteBoundedQueue(queue.Queue):
@@ -116,7 +117,9 @@ class CaptureWriter:
         metrics.track_queue_depth(self._queue.qsize)
 
     def start(self) -> None:
-        """Open the store in the writer thread and wait until it is ready (or failed)."""
+        """Open the store in the writer thread and wait for its first attempt. A store that cannot
+        be opened (corrupt, locked, an unwritable directory) does not stop the proxy: the writer
+        reports "failing", retries, and writes what waited in the queue once it opens."""
         self._thread = threading.Thread(target=self._run, name="shadowtap-capture-writer", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -147,10 +150,14 @@ class CaptureWriter:
         """"ok", or "failing" while writes to the store fail (captures wait in the queue)."""
         return "failing" if self._episode.failing else "ok"
 
+    def captures(self, path: str) -> bool:
+        """Whether an exchange on this path is captured (queued for the store) at all: its
+        dialect's endpoints are, other paths only with [store] capture_all_endpoints."""
+        return self._capture_all or dialect_for_path(path).captured
+
     def submit(self, exchange: RawExchange | CaptureRows) -> bool:
         """Queue a capture without blocking; False (and counted) when dropped."""
-        if (isinstance(exchange, RawExchange) and not self._capture_all
-                and not dialect_for_path(exchange.path).captured):
+        if isinstance(exchange, RawExchange) and not self.captures(exchange.path):
             return False
         refused = self._queue.offer(exchange, held_bytes(exchange))
         if refused is not None:
@@ -183,17 +190,26 @@ class CaptureWriter:
         self._thread = None
 
     def _run(self) -> None:
-        store = None
         try:
-            store = self._open_store()
-            builder = self._make_build(store)
-        except BaseException as exc:  # reported to start() in the caller's thread
-            if store is not None:
-                store.close()
+            opened = self._open()
+        except BaseException as exc:  # not a store failure (a bug): reported to start() in the caller's thread
             self._start_error = exc
             self._ready.set()
             return
-        self._ready.set()
+        if opened is None:  # closed before the store ever opened: what waited is lost, and counted
+            stranded = 0
+            while True:
+                try:
+                    item, _ = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                stranded += item is not _STOP
+            if stranded:
+                self.lost_at_shutdown += stranded
+                self._metrics.capture_dropped.labels("write_failed_at_shutdown").inc(stranded)
+                log.error("capture store never opened; %d captures lost at shutdown", stranded)
+            return
+        store, builder = opened
         try:
             stopping = False
             while not stopping:
@@ -207,6 +223,28 @@ class CaptureWriter:
         finally:
             builder.close()
             store.close()
+
+    def _open(self) -> tuple[CaptureStore, RowBuilding] | None:
+        """The store and the row builder, retried with backoff while the store cannot be opened;
+        None when the writer is closed first. Each failure is a failing episode, logged once."""
+        attempt = 0
+        while True:
+            store = None
+            try:
+                store = self._open_store()
+                builder = self._make_build(store)
+            except Exception as exc:
+                if store is not None:
+                    store.close()
+                attempt += 1
+                self._episode.failed(exc, store, self._queue.qsize(), opening=True)
+                self._ready.set()
+                if self._closing.wait(_OPEN_RETRY_S[min(attempt, len(_OPEN_RETRY_S)) - 1]):
+                    return None
+                continue
+            self._episode.succeeded()
+            self._ready.set()
+            return store, builder
 
     def _next_batch(self) -> tuple[list[RawExchange | CaptureRows], bool]:
         """Up to batch_size items, collected on the flush timer. The writer polls rather than
@@ -305,13 +343,19 @@ class FailureEpisode:
         self._attempts = 0
         self._since = 0.0
 
-    def failed(self, exc: Exception, store: object, held: int) -> None:
+    def failed(self, exc: Exception, store: object, held: int, *, opening: bool = False) -> None:
         self._attempts += 1
         if self.failing:
             log.debug("capture write failed again (attempt %d): %s", self._attempts, exc)
             return
         self.failing = True
         self._since = time.monotonic()
+        if opening:
+            log.error("%s; serving without capture until it can be opened: captures wait in the queue and are "
+                      "dropped (reason store_failing) once it is full, /healthz says capture_store: failing, and "
+                      "it is retried every few seconds; live traffic is not affected", exc,
+                      extra={"error": str(exc)})
+            return
         log.error("capture store writes are failing (%s: %s); %d captures are held and retried, new ones "
                   "wait in the queue and are dropped (reason store_failing) once it is full; live traffic is "
                   "not affected. Further failures are counted in shadowtap_capture_write_errors_total "

@@ -6,15 +6,21 @@ dialect whose paths would also match it). Nothing outside this package names an 
 
 from __future__ import annotations
 
-from shadowtap.proxy.dialects.base import AssembledResponse, Dialect
+from shadowtap.proxy.dialects.base import AssembledResponse, Dialect, RequestPart, ShadowRequest
 from shadowtap.proxy.dialects.chat_completions import ChatCompletions
 from shadowtap.proxy.dialects.completions import Completions
 from shadowtap.proxy.dialects.embeddings import Embeddings
+from shadowtap.proxy.dialects.messages import Messages, MessagesCountTokens
+from shadowtap.proxy.dialects.other import Other
 from shadowtap.proxy.dialects.responses import Responses
 
 # Order matters where paths overlap: /chat/completions also ends with /completions.
-DIALECTS: tuple[Dialect, ...] = (ChatCompletions(), Completions(), Embeddings(), Responses())
-OTHER = Dialect()
+DIALECTS: tuple[Dialect, ...] = (ChatCompletions(), Completions(), Embeddings(), Responses(), Messages(),
+                                 MessagesCountTokens())
+OTHER: Dialect = Other()
+# Paths below /v1 that only Anthropic serves (message batches besides the two dialects above) go
+# to `anthropic_base_url` too.
+_ANTHROPIC_PREFIX = "/messages/"
 _BY_NAME = {dialect.name: dialect for dialect in (*DIALECTS, OTHER)}
 
 
@@ -31,10 +37,18 @@ def dialect_named(name: str | None) -> Dialect:
     return _BY_NAME.get(name or "", OTHER)
 
 
+def upstream_for_path(path_after_v1: str) -> str:
+    """Which primary a path below /v1 goes to: "anthropic" or "openai" (see Dialect.upstream)."""
+    dialect = dialect_for_path("/v1" + path_after_v1)
+    if dialect is OTHER and path_after_v1.startswith(_ANTHROPIC_PREFIX):
+        return "anthropic"
+    return dialect.upstream
+
+
 def endpoint_for_path(path: str) -> str:
     """The name stored in the `endpoint` column and used as a metrics label."""
     return dialect_for_path(path).name
 
 
-__all__ = ["DIALECTS", "OTHER", "AssembledResponse", "Dialect", "dialect_for_path", "dialect_named",
-           "endpoint_for_path"]
+__all__ = ["DIALECTS", "OTHER", "AssembledResponse", "Dialect", "RequestPart", "ShadowRequest", "dialect_for_path",
+           "dialect_named", "endpoint_for_path", "upstream_for_path"]

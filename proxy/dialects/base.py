@@ -10,7 +10,7 @@ endpoint names.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -18,7 +18,10 @@ class AssembledResponse:
     text: str | None = None  # the answer's text (chat content, completion text, Responses output_text)
     tool_calls: list[dict] | None = None  # OpenAI shape: {"id", "type": "function", "function": {...}}
     finish_reason: str | None = None  # as the dialect names it (Responses: incomplete reason, else status)
-    usage: dict | None = None  # {"prompt_tokens", "completion_tokens", "total_tokens"}
+    # {"prompt_tokens", "completion_tokens", "total_tokens"}, plus "cache_creation_tokens" and
+    # "cache_read_tokens" when the API reports them (already counted in prompt_tokens)
+    usage: dict | None = None
+    reasoning: str | None = None  # thinking text, kept apart from the answer text
     model: str | None = None  # as the upstream reported it
     body: object | None = None  # the parsed JSON of a non-stream response
     events: int = 0  # SSE data events seen, [DONE] included
@@ -27,11 +30,36 @@ class AssembledResponse:
     first_content_chunk: int | None = None  # read that completed the first content event (TTFT)
 
 
+@dataclass(frozen=True)
+class RequestPart:
+    """One piece of text a request gives the model, in order: what evaluators and replay read.
+
+    `kind` is "text" (a user, system or developer turn), "tool" (a tool's result) or "document"
+    (a document block); the model's own earlier turns are never parts."""
+
+    kind: str
+    text: str
+    ref: str | None = None  # the tool call id a result answers, or a document's title
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class ShadowRequest:
+    """What a candidate is asked. `api` is the litellm call ("chat" or "embedding"); `request` is
+    in the Chat Completions shape litellm translates to any provider (or the embedding input);
+    `native` is the request as a Responses API candidate should receive it, when there is one."""
+
+    api: str
+    request: dict
+    native: dict | None = field(default=None)
+
+
 class StreamAccumulator:
     """Collects one stream's events; `feed` returns True when an event carried content."""
 
     def __init__(self) -> None:
         self.text_parts: list[str] | None = None
+        self.reasoning_parts: list[str] = []
         self.tool_calls: dict[object, dict] = {}
         self.finish_reason: str | None = None
         self.usage: dict | None = None
@@ -55,6 +83,7 @@ class StreamAccumulator:
         result.text = "".join(self.text_parts) if self.text_parts is not None else None
         result.tool_calls = list(self.tool_calls.values()) or None
         result.finish_reason = self.finish_reason
+        result.reasoning = "".join(self.reasoning_parts) or None
         result.usage = self.usage
         result.model = self.model
         result.complete = self.complete
@@ -69,7 +98,9 @@ class Dialect:
     streams_when_asked = True  # `"stream": true` in the request means an event stream back
     twin_capable = False  # the primary's own second answer (its noise floor) can be asked for
     replayable = False  # replay can send a captured request again to a target
-    shadow_call = "chat"  # how the shadow worker calls a candidate: "chat" or "embedding"
+    # Which [primary] URL the dialect's requests go to: "openai" (`base_url`) or "anthropic"
+    # (`anthropic_base_url`); each falls back to the other when only one is configured.
+    upstream = "openai"
     # The methods forwarded on this dialect's paths; any other is answered 405 and never forwarded.
     # OpenAI's and Anthropic's APIs read with GET, create, update and act with POST, and delete
     # with DELETE (files, models, responses, batches); their SDKs send no PUT, PATCH, HEAD, OPTIONS
@@ -88,6 +119,48 @@ class Dialect:
 
     def stream_accumulator(self) -> StreamAccumulator:
         return StreamAccumulator()
+
+    def usage(self, usage: object) -> dict | None:
+        """The response's usage in shadowtap's terms (see AssembledResponse.usage)."""
+        return normalise_usage(usage)
+
+    # -- reading a request ------------------------------------------------------------------------
+
+    def request_model(self, request: dict) -> str | None:
+        return str_or_none(request.get("model"))
+
+    def request_streams(self, request: dict) -> bool:
+        return self.streams_when_asked and request.get("stream") is True
+
+    def request_parts(self, request: dict) -> Iterator[RequestPart]:
+        """Every text the request gives the model, in order (never the model's own earlier turns)."""
+        return iter(())
+
+    def declared_tools(self, request: dict) -> dict[str, dict | None]:
+        """Function tools the request declares: name -> JSON Schema of the arguments (None: any)."""
+        return {}
+
+    def output_schema(self, request: dict) -> tuple[str, dict] | None:
+        """(where it was asked for, JSON Schema) when the request asks for structured output."""
+        return None
+
+    # -- shadow calls and replay ------------------------------------------------------------------
+
+    def chat_request(self, request: dict) -> dict:
+        """The request in the Chat Completions shape (messages, tools, tool_choice, max_tokens...),
+        which litellm translates for any provider: how a candidate or a replay target is asked."""
+        return request
+
+    def shadow_request(self, request: dict) -> ShadowRequest:
+        return ShadowRequest("chat", self.chat_request(request))
+
+    def last_user_text(self, request: dict) -> str | None:
+        """The last user turn's text when it is one piece of text (what a paraphrase replaces)."""
+        return None
+
+    def with_user_text(self, request: dict, text: str) -> dict:
+        """A deep copy of `request` whose last user turn says `text`; ValueError when it has none."""
+        raise ValueError(f"a {self.name} request has no user message to replace")
 
 
 def path_without_query(path: str) -> str:

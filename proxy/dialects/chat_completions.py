@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from shadowtap.proxy.dialects.base import (
     AssembledResponse,
     Dialect,
+    RequestPart,
     StreamAccumulator,
     as_dict,
     as_list,
@@ -14,6 +17,7 @@ from shadowtap.proxy.dialects.base import (
     path_without_query,
     str_or_none,
 )
+from shadowtap.proxy.dialects.conversation import function_tools, message_parts, replaced_user_text, user_text_slot
 
 
 class ChatCompletions(Dialect):
@@ -39,6 +43,22 @@ class ChatCompletions(Dialect):
 
     def stream_accumulator(self) -> StreamAccumulator:
         return ChatStream()
+
+    def request_parts(self, request: dict) -> Iterator[RequestPart]:
+        return message_parts(request.get("messages"))
+
+    def declared_tools(self, request: dict) -> dict[str, dict | None]:
+        return chat_tools(request)
+
+    def output_schema(self, request: dict) -> tuple[str, dict] | None:
+        return format_schema("response_format", request.get("response_format"))
+
+    def last_user_text(self, request: dict) -> str | None:
+        slot = user_text_slot(request.get("messages"))
+        return slot.get() if slot is not None else None
+
+    def with_user_text(self, request: dict, text: str) -> dict:
+        return replaced_user_text(request, "messages", text)
 
 
 class ChatStream(StreamAccumulator):
@@ -77,3 +97,26 @@ def content_text(content: object) -> str | None:
         return content
     texts = [part["text"] for part in as_list(content) if isinstance(part, dict) and isinstance(part.get("text"), str)]
     return "".join(texts) if texts else None
+
+
+def chat_tools(request: dict) -> dict[str, dict | None]:
+    """`tools` plus the legacy `functions` field: name -> parameters schema."""
+    tools = function_tools(request.get("tools"))
+    tools.update(function_tools([{"type": "function", "function": function}
+                                 for function in as_list(request.get("functions")) if isinstance(function, dict)]))
+    return tools
+
+
+def format_schema(origin: str, response_format: object) -> tuple[str, dict] | None:
+    """The schema of a chat `response_format` or a Responses `text.format` (json_object: any object)."""
+    response_format = as_dict(response_format)
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return origin, {"type": "object"}
+    if kind == "json_schema":
+        # Chat nests the schema under json_schema; the Responses API puts it in the format itself.
+        holder = response_format.get("json_schema", response_format)
+        schema = holder.get("schema") if isinstance(holder, dict) else None
+        if isinstance(schema, dict):
+            return origin, schema
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shadowtap.proxy.dialects.base import Dialect, path_without_query
+from shadowtap.proxy.dialects.base import Dialect, ShadowRequest, path_without_query
 
 
 class Embeddings(Dialect):
@@ -10,8 +10,10 @@ class Embeddings(Dialect):
     captured = True
     mirrorable = True
     streams_when_asked = False
-    shadow_call = "embedding"
     methods = ("POST",)
 
     def owns(self, path: str) -> bool:
         return path_without_query(path).endswith("/embeddings")
+
+    def shadow_request(self, request: dict) -> ShadowRequest:
+        return ShadowRequest("embedding", request)

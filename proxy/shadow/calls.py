@@ -1,5 +1,10 @@
 """One candidate call through litellm, under a total deadline, normalised to a shadow row.
 
+The request's dialect says what the candidate is asked (`Dialect.shadow_request`); the candidate's
+`api` says how: Chat Completions through `litellm.acompletion`, which reaches any provider in its
+own API (so an Anthropic Messages primary is shadowed by an OpenAI-compatible candidate, and the
+other way round), or the Responses API through `litellm.aresponses`.
+
 Runs only in the shadow worker process (litellm costs seconds to import and milliseconds of CPU
 per call, which the live process must never pay).
 """
@@ -14,7 +19,10 @@ from dataclasses import dataclass
 import httpx
 
 from shadowtap.core.config import CandidateConfig
+from shadowtap.core.config.shadow import RESPONSES_API
 from shadowtap.core.secrets import scrub_secrets
+from shadowtap.proxy.dialects import AssembledResponse, Dialect, ShadowRequest
+from shadowtap.proxy.dialects.responses import Responses, chat_to_responses
 
 # Copied from the request when present; everything else (user, metadata, store...) stays behind.
 _PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",
@@ -35,12 +43,13 @@ class CallTarget:
     system_prompt: str = ""
     params: dict | None = None
     is_twin: bool = False
+    api: str = "chat"  # chat | responses: which litellm function calls the candidate
 
     @classmethod
     def for_candidate(cls, candidate: CandidateConfig) -> CallTarget:
         key = os.environ.get(candidate.api_key_env) if candidate.api_key_env else None
         return cls(candidate.name, candidate.model, candidate.api_base or None, key, candidate.timeout_s,
-                   candidate.max_tokens, candidate.system_prompt, dict(candidate.params))
+                   candidate.max_tokens, candidate.system_prompt, dict(candidate.params), api=candidate.api)
 
 
 def configure_litellm(litellm) -> None:
@@ -92,7 +101,18 @@ class CallResult:
     error_message: str | None = None
 
 
+async def call_candidate(litellm, dialect: Dialect, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
+    """Ask `target` what the primary was asked, as the request's dialect builds it."""
+    shadow = dialect.shadow_request(body)
+    if shadow.api == "embedding":
+        return await call_embedding(litellm, shadow.request, target)
+    if target.api == RESPONSES_API:
+        return await call_responses(litellm, shadow, target, stream=stream)
+    return await call_chat(litellm, shadow.request, target, stream=stream)
+
+
 async def call_chat(litellm, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
+    """`body` is a Chat Completions request (`Dialect.chat_request` turns any other into one)."""
     kwargs = chat_kwargs(body, target)
     kwargs.update(_connection_kwargs(target))
 
@@ -122,6 +142,61 @@ async def call_embedding(litellm, body: dict, target: CallTarget) -> CallResult:
         result.usage = _usage(getattr(response, "usage", None))
 
     return await _timed_call(target, embed)
+
+
+async def call_responses(litellm, shadow: ShadowRequest, target: CallTarget, *, stream: bool) -> CallResult:
+    """The candidate asked through the Responses API, with the request's own Responses body when
+    it was one (else one built from the chat shape); never stored at the candidate."""
+    kwargs = responses_kwargs(shadow, target)
+    kwargs.update(_connection_kwargs(target))
+    dialect = Responses()
+
+    async def respond(result: CallResult, started: float) -> None:
+        if stream:
+            accumulator = dialect.stream_accumulator()
+            async for event in await litellm.aresponses(**kwargs, stream=True):
+                if accumulator.feed(_as_dict(event), None) and result.ttft_ms is None:
+                    result.ttft_ms = round((time.perf_counter() - started) * 1000, 3)
+            _take_assembled(accumulator, result)
+        else:
+            body = _as_dict(await litellm.aresponses(**kwargs))
+            assembled = AssembledResponse(usage=dialect.usage(body.get("usage")))
+            dialect.assemble_body(body, assembled)
+            result.text, result.tool_calls = assembled.text, assembled.tool_calls
+            result.finish_reason, result.usage = assembled.finish_reason, assembled.usage
+
+    return await _timed_call(target, respond)
+
+
+def responses_kwargs(shadow: ShadowRequest, target: CallTarget) -> dict:
+    """litellm.aresponses arguments: the native Responses body, or the chat request rebuilt as one."""
+    request = dict(shadow.native) if shadow.native is not None else chat_to_responses(shadow.request)
+    request.pop("stream", None)
+    request["store"] = False
+    if target.system_prompt:
+        request["instructions"] = target.system_prompt
+    requested = request.get("max_output_tokens")
+    if target.max_tokens is not None:
+        request["max_output_tokens"] = (min(requested, target.max_tokens) if isinstance(requested, int)
+                                        else target.max_tokens)
+    request.update(target.params or {})
+    request["model"] = target.model
+    return request
+
+
+def _as_dict(value: object) -> dict:
+    if isinstance(value, dict):
+        return value
+    dump = getattr(value, "model_dump", None)
+    dumped = dump() if callable(dump) else None
+    return dumped if isinstance(dumped, dict) else {}
+
+
+def _take_assembled(accumulator, result: CallResult) -> None:
+    assembled = AssembledResponse()
+    accumulator.finish(assembled)
+    result.text, result.tool_calls = assembled.text, assembled.tool_calls
+    result.finish_reason, result.usage = assembled.finish_reason, assembled.usage
 
 
 def _connection_kwargs(target: CallTarget) -> dict:

@@ -51,7 +51,7 @@ class ShadowPlanner:
         """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker."""
         dialect = dialect_for_path(path)
         request_reason = self._request_ineligible(dialect, headers, body)
-        model = body.get("model") if body is not None else None
+        model = dialect.request_model(body) if body is not None else None
         plan = ShadowPlan()
         admitted: list[str] = []
         tags = None

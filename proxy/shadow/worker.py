@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from shadowtap.core import readiness
 from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.errors import StoreError
 from shadowtap.core.logs import configure_logging, hold_library_loggers
 from shadowtap.core.redaction import Redactor
 from shadowtap.core.secrets import configured_secrets
@@ -35,9 +37,11 @@ from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.process_names import SHADOW_WORKER, lower_priority, name_this_process
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
 from shadowtap.proxy.shadow.budget import DailyBudget, utc_day
-from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_chat, call_embedding, configure_litellm
+from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_candidate, configure_litellm
+from shadowtap.proxy.shadow.failure_log import FailureLog
 from shadowtap.proxy.shadow.handoff import receive_jobs
 from shadowtap.proxy.shadow.planning import TWIN, ShadowJob
+from shadowtap.proxy.shadow.warm_up import warm_up
 
 log = logging.getLogger("shadowtap.shadow")
 
@@ -91,22 +95,28 @@ class ShadowWorker:
         self._stats = WorkerStats()
         self._tasks: set[asyncio.Task] = set()
         self._prices = PriceTable.from_litellm_package()
-        redaction = config.redaction
-        self._redactor = Redactor(emails=redaction.emails, phones=redaction.phones,
-                                  card_numbers=redaction.card_numbers, patterns=redaction.patterns,
-                                  replacement=redaction.replacement)
+        self._redactor = Redactor.from_rules(config.redaction)
         self._writer = CaptureWriter(lambda: CaptureStore.open(config.store.path), lambda store: InProcessBuilder(),
                                      ProxyMetrics(), queue_size=config.store.queue_size,
                                      batch_size=config.store.batch_size,
                                      flush_interval_s=config.store.flush_interval_ms / 1000)
         self._states: dict[str, CandidateState] = {}
         self._litellm: types.ModuleType | None = None  # imported in run(), before any job is read
+        self._failures = FailureLog()
         self._ready = False
 
     def _build_states(self) -> None:
-        store = CaptureStore.open(self._config.store.path)
-        spent = store.shadow_spend_today(utc_day())  # a restart does not reset today's spend
-        store.close()
+        try:
+            store = CaptureStore.open(self._config.store.path)
+        except StoreError as exc:
+            # The proxy serves without capture until the store opens; shadows go on, and their
+            # rows wait in the writer's queue like the proxy's captures.
+            log.warning("could not read today's shadow spend from the store (%s); daily budgets count from "
+                        "zero until the next restart", exc)
+            spent: dict[str, float] = {}
+        else:
+            spent = store.shadow_spend_today(utc_day())  # a restart does not reset today's spend
+            store.close()
         shadow = self._config.shadow
         for candidate in self._config.candidates:
             if candidate.enabled:
@@ -134,7 +144,10 @@ class ShadowWorker:
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
         hold_library_loggers(self._config.server.log_level)  # at DEBUG, they would log request bodies
         self._litellm = litellm
-        await self._warm_up(litellm)
+        # `shadowtap check`'s model-string check: here, since the live process never loads litellm.
+        readiness.log_problems(readiness.model_checks(self._config, litellm, judge=False), log)
+        await warm_up(litellm, [state.target for state in self._states.values()],
+                      {candidate.name: candidate.endpoints for candidate in self._config.candidates})
         self._ready = True
         self._send_snapshot()
         reading = asyncio.ensure_future(self._read_jobs(stopping))
@@ -146,21 +159,6 @@ class ShadowWorker:
         reporter.cancel()
         self._send_snapshot()
         self._writer.close(timeout_s=30)
-
-    @staticmethod
-    async def _warm_up(litellm) -> None:
-        """litellm loads most of itself on the first call (seconds under load); a mocked call,
-        which never touches the network, pays that before real shadows start timing."""
-        messages = [{"role": "user", "content": "warm-up"}]
-        try:
-            await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok")
-            stream = await litellm.acompletion(model="openai/warm-up", messages=messages, mock_response="ok",
-                                               stream=True)
-            async for _ in stream:
-                pass
-            await _warm_up_http_client(litellm, messages)
-        except Exception:
-            log.warning("litellm warm-up failed; the first shadow calls will be slower", exc_info=True)
 
     async def _read_jobs(self, stopping: asyncio.Event) -> None:
         """Admit jobs as they arrive, until the live process says stop or goes away."""
@@ -206,12 +204,9 @@ class ShadowWorker:
             target = CallTarget(TWIN, f"openai/{body.get('model', '')}", target.api_base, target.api_key,
                                 target.timeout_s, None, is_twin=True)
         dialect = dialect_named(job.endpoint)
-        stream = body.get("stream") is True and dialect.streams_when_asked
+        stream = dialect.request_streams(body)
         try:
-            if dialect.shadow_call == "embedding":
-                result = await call_embedding(self._litellm, body, target)
-            else:
-                result = await call_chat(self._litellm, body, target, stream=stream)
+            result = await call_candidate(self._litellm, dialect, body, target, stream=stream)
         except asyncio.CancelledError:
             result = CallResult(outcome="cancelled", error_class="CancelledError",
                                 error_message="shadowtap shut down before the call finished")
@@ -221,6 +216,8 @@ class ShadowWorker:
             state.breaker.record_success()
         elif result.outcome in ("error", "timeout"):
             state.breaker.record_failure()
+            self._failures.failed(target.name, target.model, result.outcome, result.error_class,
+                                  result.error_message)
         row = shadow_row(job.exchange_id, target, job.started_at, stream, result, self._prices)
         state.budget.record(row["cost_usd"])
         self._stats.calls[(target.name, result.outcome)] += 1
@@ -268,16 +265,3 @@ class ShadowWorker:
         except queue.Full:
             pass  # the live process reads the latest; a missed snapshot is superseded by the next
 
-
-async def _warm_up_http_client(litellm, messages: list[dict]) -> None:
-    """A mocked call skips the OpenAI client (about 0.4 s on its first use, which the first shadow
-    would otherwise count as latency). One call to a loopback port that is bound but not listening
-    is refused at once, after building that client; nothing anywhere receives it."""
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-        try:
-            await litellm.acompletion(model="openai/warm-up", messages=messages, api_base=f"http://127.0.0.1:{port}/v1",
-                                      api_key="warm-up", timeout=5, max_retries=0, num_retries=0)
-        except Exception:  # the refusal is the expected outcome
-            pass

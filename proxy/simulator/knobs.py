@@ -15,6 +15,23 @@ from .answers import InvalidRequest
 
 _FORBIDDEN_IN_HEADERS = frozenset(b"\r\n\x00")
 
+# Every knob and what it does, as `shadowtap simulator --help` lists them (docs/simulator.md too).
+KNOB_HELP: tuple[tuple[str, str], ...] = (
+    ("x-sim-status: 429", "answer with this status (200 or 400-599) and an OpenAI-style error; "
+                          "429 adds retry-after"),
+    ("x-sim-latency-ms: N", "wait N ms before the status line"),
+    ("x-sim-ttft-ms: N", "wait N ms after the headers, before a stream's first event"),
+    ("x-sim-chunk-delay-ms: N", "wait N ms between stream events"),
+    ("x-sim-gzip: 1", "gzip the body (a stream is flushed event by event)"),
+    ("x-sim-drop-after: N", "abort the connection after N body writes"),
+    ("x-sim-hang: 1", "never send a status line: wait until the client leaves"),
+    ("x-sim-hang-after: N", "send the headers and N body writes, then nothing until the client leaves"),
+    ("x-sim-trickle-ms: N", "send the body one byte per write, N ms apart"),
+    ("x-sim-split-utf8-ms: N", "cut the body's first multi-byte UTF-8 character into two writes, N ms "
+                               "apart (not with gzip)"),
+    ("x-sim-response-headers: JSON", "add these response headers, a JSON object of strings"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Knobs:

@@ -17,7 +17,7 @@ import uvicorn
 
 from shadowtap.core.errors import ConfigError
 
-from . import answers, personas
+from . import answers, anthropic, personas
 from .answers import InvalidRequest
 from .delivery import ClientWatch, SimulatedDisconnect, body_writes, deliver, stream_writes
 from .knobs import Knobs, knobs_from_headers
@@ -71,9 +71,18 @@ def _completion(body: dict, digest: str) -> dict | list[bytes]:
 
 def _response(body: dict, digest: str) -> dict | list[bytes]:
     if body.get("stream"):
-        return [b"event: %s\ndata: %s\n\n" % (e["type"].encode(), orjson.dumps(e))
-                for e in answers.response_events(body, digest)]
+        return _named_events(answers.response_events(body, digest))
     return answers.response_object(body, digest)
+
+
+def _message(body: dict, digest: str) -> dict | list[bytes]:
+    if body.get("stream"):
+        return _named_events(anthropic.message_events(body, digest))
+    return anthropic.message(body, digest)
+
+
+def _named_events(events: list[dict]) -> list[bytes]:
+    return [b"event: %s\ndata: %s\n\n" % (e["type"].encode(), orjson.dumps(e)) for e in events]
 
 
 def _data_events(chunks: list[dict]) -> list[bytes]:
@@ -88,11 +97,15 @@ ROUTES: dict[str, tuple[str, _Handler | None]] = {
     "/v1/embeddings": ("POST", lambda body, digest: answers.embedding_list(body)),
     "/v1/responses": ("POST", _response),
     "/v1/models": ("GET", None),
+    "/v1/messages": ("POST", _message),
+    "/v1/messages/count_tokens": ("POST", lambda body, digest: anthropic.token_count(body)),
 }
+# Anthropic's paths answer errors in Anthropic's shape and take the key as x-api-key too.
+ANTHROPIC_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 
 
 class SimulatorApp:
-    """A deterministic OpenAI-compatible upstream; same request in, same bytes out."""
+    """A deterministic OpenAI-compatible (and Anthropic Messages) upstream; same request in, same bytes out."""
 
     def __init__(self, settings: SimulatorSettings):
         self.settings = settings
@@ -124,6 +137,8 @@ class SimulatorApp:
         except InvalidRequest as exc:
             return await _send_json(send, 400, _error_body(400, str(exc), exc.param), extra, False)
         status, payload = self._answer(method, path, headers, body, digest, knobs)
+        if path in ANTHROPIC_PATHS and status >= 400 and isinstance(payload, dict):
+            payload = anthropic.error_body(status, payload["error"]["message"])
         if status == 429:
             extra += [(b"retry-after", b"1"), (b"x-ratelimit-remaining-requests", b"0")]
         extra += knobs.response_headers
@@ -145,7 +160,11 @@ class SimulatorApp:
     def _answer(self, method: str, path: str, headers: dict, body: object, digest: str,
                 knobs: Knobs) -> tuple[int, dict | list[bytes]]:
         key = self.settings.require_api_key
-        if key is not None and headers.get("authorization") != f"Bearer {key}":
+        # Anthropic takes x-api-key (its SDK now also sends a bearer token); OpenAI a bearer token.
+        presented = {headers.get("authorization")}
+        if path in ANTHROPIC_PATHS:
+            presented.add(f"Bearer {headers.get('x-api-key')}")
+        if key is not None and f"Bearer {key}" not in presented:
             return 401, _error_body(401, "Incorrect API key provided.")
         route = ROUTES.get(path)
         if route is None or route[0] != method:

@@ -104,4 +104,86 @@ def test_bad_filters_exit_2_with_what_is_accepted(store_path, options, message):
 def test_a_store_in_a_missing_directory_exits_2(tmp_path):
     result = run("captures", "list", "--store", str(tmp_path / "missing" / "x.db"))
     assert result.exit_code == 2
-    assert "does not exist" in result.output
+    assert "no capture store at" in result.output
+
+
+def test_a_mistyped_store_path_exits_2_instead_of_creating_an_empty_store(tmp_path):
+    result = run("captures", "list", "--store", str(tmp_path / "captrues.db"))
+    assert result.exit_code == 2 and "no capture store at" in result.output
+    assert not (tmp_path / "captrues.db").exists()
+
+
+# -- show: was it mirrored, and how did it score? -------------------------------------------------
+
+STREAM_PIECES = ("The refund ", "takes five ", "working days.")
+
+
+def sse_answer() -> bytes:
+    chunks = [{"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+               "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+              for piece in STREAM_PIECES]
+    chunks.append({"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
+
+
+@pytest.fixture
+def streamed(tmp_path):
+    """A streamed exchange, mirrored to three candidates (answered, failed, skipped) and scored."""
+    path = tmp_path / "streamed.db"
+    store = CaptureStore.open(path)
+    row = row_builder().build(raw_exchange(
+        request={"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "How long?"}]},
+        response=sse_answer(), response_headers=[(b"content-type", b"text/event-stream")]))
+    store.insert_exchanges([row])
+    base = {"exchange_id": row["id"], "started_at": row["started_at"], "is_twin": 0}
+    store.db["shadows"].insert_all([
+        {**base, "id": f"{row['id']}:small", "candidate": "small", "model": "openai/small", "outcome": "ok",
+         "latency_ms": 120.0, "response_text": "Refunds take about a week.", "finish_reason": "stop"},
+        {**base, "id": f"{row['id']}:typo", "candidate": "typo", "model": "opnai/gpt-4o-mini", "outcome": "error",
+         "error_class": "BadRequestError", "error_message": "LLM Provider NOT provided."},
+        {**base, "id": f"{row['id']}:tiny", "candidate": "tiny", "model": "openai/tiny", "outcome": "skipped",
+         "skip_reason": "sampled_out"}])
+    store.db["scores"].insert_all([
+        {"id": f"{row['id']}:small:agreement", "exchange_id": row["id"], "source": "small", "evaluator": "agreement",
+         "evaluator_version": "2", "outcome": "score", "value": 0.4321, "label": "disagree", "details": "{}",
+         "scored_at": "2026-01-01T00:00:00+00:00"},
+        {"id": f"{row['id']}:primary:grounding", "exchange_id": row["id"], "source": "primary",
+         "evaluator": "grounding", "evaluator_version": "1", "outcome": "not_applicable", "value": None,
+         "label": None, "details": '{"reason": "no retrieved context"}', "scored_at": "2026-01-01T00:00:00+00:00"}])
+    store.close()
+    return str(path), row["id"]
+
+
+def test_show_prints_the_assembled_stream_each_shadow_and_the_scores_not_raw_bytes(streamed):
+    store_path, exchange_id = streamed
+    result = run("captures", "show", exchange_id, "--store", store_path)
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "".join(STREAM_PIECES) in output
+    assert "data:" not in output and "base64" not in output
+    assert "user: How long?" in output
+    assert "Refunds take about a week." in output
+    assert "typo" in output and "error: BadRequestError: LLM Provider NOT provided." in output
+    assert "tiny" in output and "skipped: sampled_out" in output
+    assert "0.432 disagree" in output
+    assert re.search(r"grounding\s*│\s*n/a", output)     # the primary's: not applicable (--json says why)
+
+
+def test_show_raw_adds_the_bytes_as_they_crossed_the_wire(streamed):
+    store_path, exchange_id = streamed
+    output = run("captures", "show", exchange_id, "--store", store_path, "--raw").output
+    assert "data: [DONE]" in output and "".join(STREAM_PIECES) in output
+
+
+def test_show_json_has_the_shadows_and_scores_and_raw_bytes_only_with_raw(streamed):
+    store_path, exchange_id = streamed
+    document = orjson.loads(run("captures", "show", exchange_id, "--store", store_path, "--json").output)
+    assert document["response"]["text"] == "".join(STREAM_PIECES) and "raw" not in document["response"]
+    assert "raw" not in document
+    assert [(s["candidate"], s["outcome"]) for s in document["shadows"]] == [
+        ("small", "ok"), ("tiny", "skipped"), ("typo", "error")]
+    assert {(s["source"], s["evaluator"], s["outcome"]) for s in document["scores"]} == {
+        ("small", "agreement", "score"), ("primary", "grounding", "not_applicable")}
+    with_raw = orjson.loads(run("captures", "show", exchange_id, "--store", store_path, "--json", "--raw").output)
+    assert with_raw["raw"]["response_raw"].endswith("data: [DONE]\n\n")

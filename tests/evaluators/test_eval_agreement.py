@@ -148,3 +148,47 @@ def test_not_applicable_when_scoring_the_twin_itself():
 def test_not_applicable_when_primary_failed():
     primary = answer(None, source=PRIMARY, status=500)
     assert isinstance(agreement(eval_item(answer("Paris."), primary)), NotApplicable)
+
+
+# -- what a candidate adds ----------------------------------------------------------------------
+
+
+def demo_answers() -> list[tuple[str, str]]:
+    """(the primary's answer, the same answer with one of sim-drifty's unsupported claims appended)
+    for every retrieval question of the demo and every claim, as the simulator writes them."""
+    from shadowtap.proxy.demo_workload import halueval_rows
+    from shadowtap.proxy.simulator.answers import answer_sentence
+    from shadowtap.proxy.simulator.personas import _UNSUPPORTED_CLAIMS
+
+    pairs = []
+    for row in halueval_rows():
+        primary = answer_sentence([{"role": "system", "content": f"<context>{row['knowledge']}</context>"},
+                                   {"role": "user", "content": row["question"]}])
+        pairs += [(primary, f"{primary} {claim}") for claim in _UNSUPPORTED_CLAIMS]
+    return pairs
+
+
+def test_an_appended_unsupported_sentence_keeps_drifty_from_agreeing_on_every_demo_question():
+    pairs = demo_answers()
+    assert len(pairs) >= 60
+    for primary, drifted in pairs:
+        same = agreement(eval_item(answer(primary), answer(primary, source=PRIMARY)))
+        added = agreement(eval_item(answer(drifted), answer(primary, source=PRIMARY)))
+        assert same.value == 1.0 and same.details["added_share"] == 0.0
+        assert added.label != "agree", (added.value, drifted)
+        assert added.details["added_sentences"] == [drifted[len(primary):].strip()]
+
+
+def test_agreement_is_asymmetric_an_omission_costs_less_than_the_same_sentence_invented():
+    short = "The museum opens at nine on weekdays."
+    long = short + " Entry has been free for residents of 47 regions since 2009."
+    invented = agreement(eval_item(answer(long), answer(short, source=PRIMARY)))
+    omitted = agreement(eval_item(answer(short), answer(long, source=PRIMARY)))
+    assert invented.details["added_share"] > 0 and omitted.details["added_share"] == 0.0
+    assert invented.value < omitted.value
+
+
+def test_a_reworded_answer_adds_nothing():
+    primary = answer("The capital of France is Paris, a city on the Seine.", source=PRIMARY)
+    reworded = agreement(eval_item(answer("Paris is the capital of France. It lies on the Seine."), primary))
+    assert reworded.details["added_share"] == 0.0 and reworded.details["added_sentences"] == []

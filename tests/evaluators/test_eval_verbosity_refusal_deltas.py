@@ -206,15 +206,15 @@ def test_deltas_not_applicable_when_scoring_the_primary(evaluator):
 
 # the contract, for every LLM-free evaluator in this change
 
-@pytest.mark.parametrize("cls,name", [
-    ("shadowtap.evaluators.grounding:GroundingEvaluator", "grounding"),
-    ("shadowtap.evaluators.agreement:AgreementEvaluator", "agreement"),
-    ("shadowtap.evaluators.verbosity:VerbosityEvaluator", "verbosity"),
-    ("shadowtap.evaluators.refusal:RefusalEvaluator", "refusal"),
-    ("shadowtap.evaluators.deltas:LatencyDeltaEvaluator", "latency_delta"),
-    ("shadowtap.evaluators.deltas:CostDeltaEvaluator", "cost_delta"),
+@pytest.mark.parametrize("cls,name,version", [
+    ("shadowtap.evaluators.grounding:GroundingEvaluator", "grounding", "1"),
+    ("shadowtap.evaluators.agreement:AgreementEvaluator", "agreement", "2"),   # 2: prose counts what is added
+    ("shadowtap.evaluators.verbosity:VerbosityEvaluator", "verbosity", "1"),
+    ("shadowtap.evaluators.refusal:RefusalEvaluator", "refusal", "1"),
+    ("shadowtap.evaluators.deltas:LatencyDeltaEvaluator", "latency_delta", "1"),
+    ("shadowtap.evaluators.deltas:CostDeltaEvaluator", "cost_delta", "1"),
 ])
-def test_evaluator_builds_from_default_config_when_named_in_registry_form(cls, name, tmp_path):
+def test_evaluator_builds_from_default_config_when_named_in_registry_form(cls, name, version, tmp_path):
     import importlib
 
     from shadowtap.core.config import ShadowtapConfig
@@ -224,4 +224,4 @@ def test_evaluator_builds_from_default_config_when_named_in_registry_form(cls, n
     evaluator_class = getattr(importlib.import_module(module), attribute)
     evaluator = evaluator_class.from_config(ShadowtapConfig(), config_dir=tmp_path)
     assert isinstance(evaluator, Evaluator)
-    assert (evaluator.name, evaluator.needs_judge, evaluator.version) == (name, False, "1")
+    assert (evaluator.name, evaluator.needs_judge, evaluator.version) == (name, False, version)

@@ -96,7 +96,10 @@ def test_live_requests_succeed_and_capture_resumes_when_the_disk_fills_then_free
 
 
 def _serve_exit(config_path: Path, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run(proxy_command(config_path), capture_output=True, text=True, timeout=60, **popen)
+    """`shadowtap serve --require-store`, which refuses to start on a store it cannot write (without
+    it, the proxy serves without capture: tests/faults/test_faults_bad_store.py)."""
+    return subprocess.run([*proxy_command(config_path), "--require-store"], capture_output=True, text=True,
+                          timeout=60, **popen)
 
 
 def _without_root_file_permission_override() -> None:
@@ -108,7 +111,7 @@ def _without_root_file_permission_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
-def test_serve_exits_2_naming_the_path_when_the_store_directory_is_not_writable(tmp_path, simulator):
+def test_serve_with_require_store_exits_2_naming_the_path_when_the_store_directory_is_not_writable(tmp_path, simulator):
     store_dir = tmp_path / "readonly"
     config_path, _ = write_serve_config(store_dir, simulator.base_url, log_to_pipe=True)
     store_dir.chmod(0o555)
@@ -123,7 +126,7 @@ def test_serve_exits_2_naming_the_path_when_the_store_directory_is_not_writable(
     assert str(store_dir / "captures.db") in result.stderr
 
 
-def test_serve_exits_2_naming_the_path_when_the_disk_is_full_at_start_up(tmp_path, simulator):
+def test_serve_with_require_store_exits_2_naming_the_path_when_the_disk_is_full_at_start_up(tmp_path, simulator):
     config_path, _ = write_serve_config(tmp_path / "full", simulator.base_url, log_to_pipe=True)
     store_path = tmp_path / "full" / "captures.db"
     CaptureStore.open(store_path).close()  # an existing store: SQLite alone would open it without writing

@@ -30,7 +30,7 @@ def test_dialect_names_are_unique_and_found_again_by_name():
     names = [dialect.name for dialect in DIALECTS]
     assert len(names) == len(set(names)) and OTHER.name not in names
     assert all(dialect_named(name) is dialect for name, dialect in zip(names, DIALECTS, strict=True))
-    assert dialect_named("anthropic.messages") is OTHER and dialect_named(None) is OTHER
+    assert dialect_named("gemini.generate_content") is OTHER and dialect_named(None) is OTHER
 
 
 def test_what_each_dialect_allows_matches_what_shadowtap_did_before_dialects():
@@ -40,22 +40,27 @@ def test_what_each_dialect_allows_matches_what_shadowtap_did_before_dialects():
         "chat.completions": (True, True, True, True),
         "completions": (True, True, False, False),
         "embeddings": (True, True, False, False),
-        "responses": (True, True, False, False),
+        "responses": (True, True, False, True),
+        "anthropic.messages": (True, True, False, True),
+        "anthropic.count_tokens": (False, False, False, False),
         "other": (False, False, False, False),
     }
-    assert dialect_named("embeddings").shadow_call == "embedding"
+    assert dialect_named("embeddings").shadow_request({"model": "e", "input": "x"}).api == "embedding"
     assert not dialect_named("embeddings").streams_when_asked
 
 
 def test_a_stateful_responses_request_is_never_mirrored():
     responses = dialect_named("responses")
-    assert responses.mirror_refusal({"model": "m", "input": "hi"}) == "stateful"
+    # `store` (true by default) asks the primary to keep the answer; it leans on no earlier state.
+    assert responses.mirror_refusal({"model": "m", "input": "hi"}) is None
     assert responses.mirror_refusal({"model": "m", "input": "hi", "store": False}) is None
+    assert responses.mirror_refusal({"model": "m", "input": "hi", "previous_response_id": "r1"}) == "stateful"
     assert responses.mirror_refusal({"model": "m", "store": False, "previous_response_id": "r1"}) == "stateful"
     assert dialect_named("chat.completions").mirror_refusal({"model": "m"}) is None
 
 
-_ENDPOINT_NAME = re.compile(r"""["'](chat\.completions|completions|embeddings|responses)["']""")
+_ENDPOINT_NAME = re.compile(
+    r"""["'](chat\.completions|completions|embeddings|responses|anthropic\.messages|anthropic\.count_tokens)["']""")
 # Where a name is data, not a decision: the config's list of what candidates may mirror, CLI
 # examples and help text, the simulator (which is an upstream) and the demo's scripted workload.
 _NAMES_ALLOWED_IN = ("proxy/dialects/", "core/config/", "proxy/simulator/", "proxy/demo", "replay/cli.py")

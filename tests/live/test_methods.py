@@ -18,7 +18,7 @@ NEVER_FORWARDED = ("TRACE", "OPTIONS", "PUT", "PATCH", "HEAD", "PROPFIND")
 PATHS_AND_ALLOW = (
     ("/v1/chat/completions", "GET, POST"), ("/v1/completions", "POST"), ("/v1/embeddings", "POST"),
     ("/v1/responses/resp_1", "GET, POST, DELETE"), ("/v1/files/file-abc", "GET, POST, DELETE"),
-    ("/v1/models", "GET, POST, DELETE"), ("/v1/messages", "GET, POST, DELETE"), ("/v1", "GET, POST, DELETE"),
+    ("/v1/models", "GET, POST, DELETE"), ("/v1/messages", "POST"), ("/v1", "GET, POST, DELETE"),
 )
 
 
@@ -35,11 +35,12 @@ def _send(port: int, method: str, path: str, *headers: str, body: bytes = b"") -
     return parse_response(send_raw(port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body))
 
 
-def _assert_refused(answer: RawResponse, method: str, allow: str) -> None:
+def _assert_refused(answer: RawResponse, method: str, allow: str, path: str) -> None:
     assert answer.status == 405, (method, answer)
     assert answer.header("allow") == allow
     assert answer.header("content-type") == "application/json"
-    assert answer.header("x-shadowtap-exchange-id")
+    # The id goes only where it names a captured exchange (tests/live/test_exchange_id.py).
+    assert bool(answer.header("x-shadowtap-exchange-id")) == dialect_for_path(path).captured, path
     if method == "HEAD":
         assert answer.body == b""  # a HEAD answer has headers only
         return
@@ -54,7 +55,7 @@ def test_methods_no_api_uses_get_a_json_405_with_allow_and_never_reach_the_prima
     for path, allow in PATHS_AND_ALLOW:
         for method in NEVER_FORWARDED:
             body = b"" if method in ("HEAD", "TRACE") else b'{"model":"m"}'
-            _assert_refused(_send(proxy.port, method, path, body=body), method, allow)
+            _assert_refused(_send(proxy.port, method, path, body=body), method, allow, path)
     assert recorder.request_lines == []
 
 
@@ -62,7 +63,7 @@ def test_a_method_another_endpoint_uses_is_refused_where_its_api_does_not_use_it
     proxy = proxy_factory(f"{recorder.base_url}/v1")
     for method, path, allow in [("DELETE", "/v1/chat/completions", "GET, POST"), ("GET", "/v1/embeddings", "POST"),
                                 ("DELETE", "/v1/embeddings", "POST"), ("GET", "/v1/completions", "POST")]:
-        _assert_refused(_send(proxy.port, method, path), method, allow)
+        _assert_refused(_send(proxy.port, method, path), method, allow, path)
     assert recorder.request_lines == []
 
 
@@ -84,7 +85,7 @@ def test_a_cors_preflight_is_refused_without_cors_headers(proxy_factory, recorde
     proxy = proxy_factory(f"{recorder.base_url}/v1")
     answer = _send(proxy.port, "OPTIONS", "/v1/chat/completions", "Origin: https://app.example",
                    "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: authorization")
-    _assert_refused(answer, "OPTIONS", "GET, POST")
+    _assert_refused(answer, "OPTIONS", "GET, POST", "/v1/chat/completions")
     assert not [name for name, _ in answer.headers if name.startswith("access-control-")]
     assert recorder.request_lines == []
 
@@ -110,7 +111,8 @@ def test_a_refused_method_is_counted_logged_and_captured(proxy_factory, recorder
     ("/v1/chat/completions", ("GET", "POST")), ("/v1/completions", ("POST",)), ("/v1/embeddings", ("POST",)),
     ("/v1/responses", ("GET", "POST", "DELETE")), ("/v1/responses/resp_1/input_items", ("GET", "POST", "DELETE")),
     ("/v1/chat/completions/chatcmpl-1", ("GET", "POST", "DELETE")), ("/v1/files", ("GET", "POST", "DELETE")),
-    ("/v1/messages", ("GET", "POST", "DELETE")),
+    ("/v1/messages", ("POST",)), ("/v1/messages/count_tokens", ("POST",)),
+    ("/v1/messages/batches", ("GET", "POST", "DELETE")),
 ])
 def test_each_dialect_declares_the_methods_its_api_uses(path, methods):
     assert dialect_for_path(path).methods == methods

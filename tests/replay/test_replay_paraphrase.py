@@ -49,11 +49,11 @@ def captured(tmp_path, monkeypatch):
     return builder, ids
 
 
-def paraphrase_run(builder, writer, target, *extra: str) -> str:
-    return replay("run", "--store", str(builder.path), "--target", "model:openai/target", "--api-base",
-                  target.base_url, "--api-key-env", "REPLAY_TEST_TARGET_KEY", "--paraphrase-model", "openai/writer",
-                  "--paraphrase-api-base", writer.base_url, "--paraphrase-api-key-env", "REPLAY_TEST_WRITER_KEY",
-                  "--pass", "agreement>=0.99", *extra)
+def paraphrase_run(builder, writer, target, *extra: str, expect: int = 0) -> str:
+    return cli_run("replay", "run", "--store", str(builder.path), "--target", "model:openai/target", "--api-base",
+                   target.base_url, "--api-key-env", "REPLAY_TEST_TARGET_KEY", "--paraphrase-model", "openai/writer",
+                   "--paraphrase-api-base", writer.base_url, "--paraphrase-api-key-env", "REPLAY_TEST_WRITER_KEY",
+                   "--pass", "agreement>=0.99", *extra, expect=expect).stdout.splitlines()[0]
 
 
 def test_paraphrases_are_written_once_each_replayed_k_times_and_give_the_sensitivity_the_test_expects(captured):
@@ -155,7 +155,8 @@ def test_the_writers_cost_counts_in_the_runs_budget(captured):
 def test_a_failing_writer_is_recorded_and_its_paraphrases_are_skipped_not_counted(captured):
     builder, ids = captured
     with ScriptedModel(writer_answer, status=500) as writer, ScriptedModel(echo) as target:
-        run_id = paraphrase_run(builder, writer, target, "--paraphrases", "2", "-k", "2")
+        # The writer's calls failed, so the run is incomplete: exit 1.
+        run_id = paraphrase_run(builder, writer, target, "--paraphrases", "2", "-k", "2", expect=1)
         assert len(writer.requests) == len(ids) * 2                     # never retried
         assert len(target.requests) == len(ids) * 2                     # only the captured requests, k times
     shown = show(builder.path, run_id)

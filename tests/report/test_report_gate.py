@@ -136,10 +136,11 @@ def test_report_gate_adds_the_verdict_to_the_json_and_exits_1_when_a_check_fails
     assert report["gate"]["passed"] is False
 
 
-def test_report_without_gate_exits_0_when_the_candidate_is_worse(tmp_path, failing_store):
+def test_report_without_gate_exits_0_when_the_candidate_is_worse_and_still_shows_its_verdict(tmp_path, failing_store):
     result = run_gate(tmp_path, failing_store, LENIENT, "--json", command=report_command)
     assert result.exit_code == 0
-    assert orjson.loads(result.output)["gate"] is None
+    gate = orjson.loads(result.output)["gate"]
+    assert gate["passed"] is False and [item["verdict"] for item in gate["candidates"]] == ["not_ready"]
 
 
 def test_terminal_gate_output_names_failed_checks_when_the_gate_fails(tmp_path, failing_store):

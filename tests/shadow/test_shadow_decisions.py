@@ -56,7 +56,9 @@ def test_tag_filters_admit_requests_carrying_the_tag():
 
 @pytest.mark.parametrize("path, headers, body, reason", [
     (CHAT, [(b"x-stainless-retry-count", b"2")], BODY, "client_retry"),
-    ("/v1/responses", [], {"model": "m", "input": "hi"}, "stateful"),
+    ("/v1/responses", [], {"model": "m", "input": "hi", "previous_response_id": "r1"}, "stateful"),
+    ("/v1/responses", [], {"model": "m", "input": "hi", "conversation": "conv_1"}, "stateful"),
+    ("/v1/responses", [], {"model": "m", "input": "hi"}, "ineligible"),  # stateless; this candidate lists chat only
     ("/v1/responses", [], {"model": "m", "input": "hi", "store": False, "previous_response_id": "r1"}, "stateful"),
     ("/v1/embeddings", [], {"model": "e", "input": "hi"}, "ineligible"),
     (CHAT, [], None, "ineligible"),

@@ -33,8 +33,13 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
     server: RecordingUpstream
 
     def handle(self) -> None:
+        raw_line = self.rfile.readline(65536)
+        if not raw_line:
+            # Connected and closed without sending a byte: `shadowtap serve`'s start-up check that
+            # the primary can be reached. Not a request, so neither counted nor recorded.
+            return
         self.server.connections += 1
-        line = self.rfile.readline(65536).decode("latin-1").rstrip("\r\n")
+        line = raw_line.decode("latin-1").rstrip("\r\n")
         self.server.request_lines.append(line)
         length = 0
         while (header := self.rfile.readline(65536)) not in (b"\r\n", b"\n", b""):
