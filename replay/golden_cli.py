@@ -92,14 +92,7 @@ def remove_command(config_path, store_path, name, exchange_ids) -> None:
     """Remove exchanges from golden set NAME, as a new version."""
     from shadowtap.replay.golden import remove_items
 
-    _, store = _open(config_path, store_path)
-    try:
-        row = remove_items(store.golden, name, exchange_ids)
-    except SelectionError as exc:
-        click.echo(f"shadowtap: {exc}", err=True)
-        sys.exit(1)
-    finally:
-        store.close()
+    row = _on_golden(config_path, store_path, lambda golden: remove_items(golden, name, exchange_ids))
     click.echo(f"golden set {name} version {row['version']}: {row['items']} items")
 
 
@@ -166,14 +159,7 @@ def export_command(config_path, store_path, name, version, output) -> None:
     """Write a version of a golden set to a JSON file another store can import."""
     from shadowtap.replay.golden import export_set
 
-    _, store = _open(config_path, store_path)
-    try:
-        data = export_set(store.golden, name, version)
-    except SelectionError as exc:
-        click.echo(f"shadowtap: {exc}", err=True)
-        sys.exit(1)
-    finally:
-        store.close()
+    data = _on_golden(config_path, store_path, lambda golden: export_set(golden, name, version))
     Path(output).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     click.echo(f"wrote {name} v{data['set']['version']} ({len(data['items'])} items) to {output}")
 
@@ -257,6 +243,18 @@ def run_command(config_path, store_path, name, target, allow_primary, api_base, 
             reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(outcome.errors.items()))
             click.echo(f"  {outcome.items - outcome.judged} items unjudged: calls failed ({reasons})", err=True)
     sys.exit(0 if recorded["passed"] else 1)
+
+
+def _on_golden(config_path, store_path, work):
+    """`work(store.golden)`'s result; a set that is not there exits 1 with the reason."""
+    _, store = _open(config_path, store_path)
+    try:
+        return work(store.golden)
+    except SelectionError as exc:
+        click.echo(f"shadowtap: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
 
 
 def _set_or_exit(store, name: str, version: int | None) -> dict:
