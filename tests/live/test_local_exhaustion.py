@@ -46,6 +46,7 @@ _EXHAUSTED_CLIENT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e  # starts a Python process
 def test_running_out_of_file_descriptors_raises_proxy_overloaded_not_an_upstream_failure():
     result = subprocess.run([sys.executable, "-c", _EXHAUSTED_CLIENT], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr

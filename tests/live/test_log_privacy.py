@@ -86,6 +86,7 @@ def test_library_warnings_are_still_written_when_the_level_is_debug(log_file):
     assert "Retrying request" in written(log_file)
 
 
+@pytest.mark.e2e  # starts a Python process
 @pytest.mark.parametrize("target, shown", [
     ("/v1/models?key=canary-query-key", "/v1/models?key=[secret]"),
     ("/v1/chat/completions?alt=sse&api_key=canary-query-key&x=1", "/v1/chat/completions?alt=sse&api_key=[secret]&x=1"),

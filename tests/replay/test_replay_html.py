@@ -163,6 +163,7 @@ def test_an_unwritable_html_path_is_a_usage_error(run):
     assert "--html: cannot write" in result.stderr
 
 
+@pytest.mark.e2e  # starts a browser
 def test_page_stays_inert_when_opened_in_chromium(run, tmp_path):
     from tests.support.browser import chromium
 

@@ -195,6 +195,7 @@ def test_empty_store_renders_a_report_that_says_there_is_nothing(store):
 # -- in a browser --------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # starts a browser
 def test_charts_render_and_captured_script_stays_text_when_opened_in_chromium(tmp_path, page, report):
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
@@ -213,6 +214,7 @@ def test_charts_render_and_captured_script_stays_text_when_opened_in_chromium(tm
     assert "Gate: FAIL" in dom
 
 
+@pytest.mark.e2e  # starts a browser
 def test_report_prints_to_pdf_when_opened_in_chromium(tmp_path, page):
     path, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
     path.write_text(page, encoding="utf-8")
