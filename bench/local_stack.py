@@ -19,7 +19,7 @@ from shadowtap.proxy.local_processes import (
     stop_process,
     wait_until_serving,
 )
-from shadowtap.proxy.process_names import CAPTURE_BUILDER
+from shadowtap.proxy.process_names import CAPTURE_BUILDER, CAPTURE_RECORDER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
@@ -64,11 +64,13 @@ def _stat_s(pid: int) -> float:
 
 
 def cpu_times(pid: int) -> CpuTimes:
-    """A proxy's CPU includes its capture builder child's: that work ran in its writer thread
-    until it moved out of the live process, and it is still the proxy's cost per request."""
+    """A proxy's CPU includes its capture recorder child's (before it, its row builder's): that
+    work ran in its writer thread until it moved out of the live process, and it is still the
+    proxy's cost per request. /proc's comm holds 15 characters, so the name is matched that far."""
     own = _own_cpu_times(pid)
+    capture_children = {CAPTURE_BUILDER[:15], CAPTURE_RECORDER[:15]}
     for child in child_pids(pid):
-        if process_name(child) == CAPTURE_BUILDER:
+        if process_name(child) in capture_children:
             own = own + CpuTimes(_own_cpu_times(child).process_s, 0.0, _stat_s(child))
     return own
 

@@ -21,12 +21,12 @@ How to read the columns (ratios to direct are the headline):
   is the latency ratio; at 8 and 32, on a small machine, it shows the CPU the proxy takes away
   from the client and the upstream sharing the same cores.
 - proxy CPU ms/req: CPU time of the proxy process per proxied request, split into its main
-  thread (the event loop: the live path) and the rest (the capture writer thread's pickling and
-  SQLite inserts, and the capture builder child process's parsing and redaction; all off the
-  live path). CPU times come from /proc/<pid>/task/*/schedstat, in
-  nanoseconds: /proc/<pid>/stat's utime + stime count 10 ms ticks, too coarse for phases of a
-  few tens of milliseconds. The stat figure for the proxy, read once per cell, is in the JSON
-  output (`proxy_stat_cpu_ms_per_request`) as a cross-check.
+  thread (the event loop: the live path) and the rest (its other threads, and the capture
+  recorder child process's parsing, redaction and SQLite inserts; all off the live path). CPU
+  times come from /proc/<pid>/task/*/schedstat, in nanoseconds: /proc/<pid>/stat's utime +
+  stime count 10 ms ticks, too coarse for phases of a few tens of milliseconds. The stat figure
+  for the proxy, read once per cell, is in the JSON output (`proxy_stat_cpu_ms_per_request`) as
+  a cross-check.
 - CPU through/direct: (upstream + proxy) CPU per through request over upstream CPU per direct
   request; 2.0x means the proxy costs as much CPU as this (very cheap) upstream.
 

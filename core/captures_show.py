@@ -64,11 +64,20 @@ def _facts(console: Console, row: dict, document: dict) -> None:
              ("model", row.get("model")), ("status", row.get("status")),
              ("stream", "yes" if row.get("is_stream") else "no"), ("latency ms", _num(row.get("latency_ms"))),
              ("ttft ms", _num(row.get("ttft_ms"))), ("tokens", _num(row.get("total_tokens"))),
+             ("prompt cache", _cache_tokens(row)),
              ("cost $", _num(row.get("cost_usd"), 6)), ("task", row.get("task")), ("risk tier", row.get("risk_tier")),
              ("tags", ", ".join(f"{k}={v}" for k, v in tags.items()) if isinstance(tags, dict) else str(tags)),
              ("flags", " ".join(flags)), ("upstream error", row.get("upstream_error"))]
     print_table(console, "exchange", ["field", "value"],
                 [[name, str(value)] for name, value in facts if value not in (None, "")])
+
+
+def _cache_tokens(row: dict) -> str | None:
+    """`100 written, 2000 read` of the prompt tokens, when the API reported its prompt cache."""
+    written, read = row.get("cache_creation_tokens"), row.get("cache_read_tokens")
+    if written is None and read is None:
+        return None
+    return f"{written or 0} written, {read or 0} read"
 
 
 def _request(console: Console, request: Any) -> None:

@@ -19,6 +19,7 @@ COMMANDS = {
     "check": "shadowtap.core.check_cli:check",
     "captures": "shadowtap.core.captures_cli:captures",
     "feedback": "shadowtap.core.feedback_cli:feedback",
+    "canary": "shadowtap.core.canary_cli:canary",
     "ship": "shadowtap.core.ship.cli:ship",
     "store": "shadowtap.core.store_cli:store_group",
     "eval": "shadowtap.evaluators.cli:eval_command",

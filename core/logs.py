@@ -79,13 +79,28 @@ def _target_redacted(text: str) -> str:
 
 
 def hold_library_loggers(level: str) -> None:
-    """Library loggers at INFO or above, whatever the configured level: call again after importing a
-    library that sets its own levels (litellm)."""
+    """Library loggers at INFO or above, whatever the configured level, and writing only through
+    ours: call again after importing a library that sets its own levels or handlers (litellm)."""
     floor = max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])
     for name in _LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < floor:
             logger.setLevel(floor)
+    if logging.getLogger().handlers:
+        _route_through_root(_LITELLM_LOGGERS)
+
+
+# litellm gives these loggers a stderr handler of its own at import: a record written there skips
+# the root handler's filters (secrets scrubbed, JSON lines), so those handlers are taken away and
+# the records reach the root handler only.
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+
+
+def _route_through_root(names: Sequence[str]) -> None:
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
 
 
 def configure_logging(level: str = "info", fmt: str = "json", file: str = "", secrets: Sequence[str] = ()) -> None:
@@ -104,7 +119,9 @@ def configure_logging(level: str = "info", fmt: str = "json", file: str = "", se
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    logging.getLogger("uvicorn.error").addFilter(_DropDeliberateTruncation())
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(existing, _DropDeliberateTruncation) for existing in errors.filters):
+        errors.addFilter(_DropDeliberateTruncation())
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(existing, _RedactQueryCredentials) for existing in access.filters):
         access.addFilter(_RedactQueryCredentials())

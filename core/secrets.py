@@ -75,7 +75,8 @@ def scrub_secrets(message: str, secrets: Sequence[str] = ()) -> str:
 def configured_secrets(config: ShadowtapConfig) -> list[str]:
     """The values of every environment variable the config names as holding a key or token."""
     names = [config.primary.api_key_env, config.judge.api_key_env, config.shadow.primary_twin_key_env,
-             config.admin.token_env, *(candidate.api_key_env for candidate in config.candidates)]
+             config.admin.token_env, config.store.key_hash_salt_env,
+             *(candidate.api_key_env for candidate in config.candidates)]
     values = [os.environ.get(name, "") for name in names if name]
     if config.server.client_keys_env:
         values += os.environ.get(config.server.client_keys_env, "").split(",")

@@ -9,15 +9,10 @@ tool and carry arguments valid against its parameters (an Anthropic tool's `inpu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
-import orjson
-from jsonschema import validators
-from jsonschema.exceptions import SchemaError
-
 from shadowtap.core.config import ContractRule, ShadowtapConfig
-from shadowtap.core.errors import ConfigError
+from shadowtap.core.json_schemas import load_schema, text_errors, tool_call_errors
 from shadowtap.evaluators.base import EvalItem, NotApplicable, Score
 from shadowtap.evaluators.items import rule_matches
 from shadowtap.proxy.dialects import OTHER, Dialect, dialect_named
@@ -54,10 +49,10 @@ class ContractEvaluator:
         if schemas and not (answer.tool_calls and not answer.text):
             for origin, schema in schemas:
                 checked.append(origin)
-                errors += validate_text(answer.text, schema)
+                errors += text_errors(answer.text, schema)
         if answer.tool_calls and item.request is not None:
             checked.append("tool_calls")
-            errors += validate_tool_calls(answer.tool_calls, declared_tools(item.request, _dialect(item)))
+            errors += tool_call_errors(answer.tool_calls, declared_tools(item.request, _dialect(item)))
         if not checked:
             return NotApplicable("no output schema or tool declaration applies to this answer")
         details = {"checked": checked, "errors": errors[:MAX_ERRORS], "error_count": len(errors)}
@@ -84,75 +79,6 @@ def request_schema(request: dict | None, dialect: Dialect = OTHER) -> tuple[str,
     return dialect.output_schema(request) if isinstance(request, dict) else None
 
 
-def validate_text(text: str | None, schema: dict) -> list[str]:
-    if not text:
-        return ["$: the answer has no text to validate"]
-    try:
-        instance = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return [f"$: not valid JSON ({exc})"]
-    return schema_errors(instance, schema)
-
-
-def validate_tool_calls(calls: list[dict], tools: dict[str, dict | None]) -> list[str]:
-    errors = []
-    for index, call in enumerate(calls):
-        inner = call.get("function")
-        function = inner if isinstance(inner, dict) else {}
-        name = function.get("name")
-        where = f"tool_calls[{index}]"
-        if name not in tools:
-            declared = ", ".join(sorted(tools)) or "none"
-            errors.append(f"{where}: unknown tool {name!r} (declared: {declared})")
-            continue
-        arguments = function.get("arguments")
-        try:
-            instance = orjson.loads(arguments) if isinstance(arguments, str) else arguments
-        except orjson.JSONDecodeError as exc:
-            errors.append(f"{where} {name} $: arguments are not valid JSON ({exc})")
-            continue
-        schema = tools[name]
-        if schema is not None:
-            errors += [f"{where} {name} {error}" for error in schema_errors(instance, schema)]
-    return errors
-
-
 def declared_tools(request: dict, dialect: Dialect = OTHER) -> dict[str, dict | None]:
     """Function tools the request declared, name -> parameters schema (None: any arguments)."""
     return dialect.declared_tools(request)
-
-
-def schema_errors(instance: object, schema: dict) -> list[str]:
-    """Every violation as "<JSON path>: <message>", sorted by path."""
-    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
-    found = sorted(validator.iter_errors(instance), key=lambda error: error.json_path)
-    return [f"{error.json_path}: {error.message}" for error in found]
-
-
-@lru_cache(maxsize=256)
-def _validator(schema_json: bytes):
-    # Most exchanges of one app share a handful of schemas; checking each once keeps scoring fast.
-    schema = orjson.loads(schema_json)
-    cls = validators.validator_for(schema)
-    try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        raise ValueError(f"the schema itself is not valid JSON Schema: {exc.message}") from None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def load_schema(path: Path, key: str) -> dict:
-    """A JSON Schema file, checked now so a broken contract stops the run before it starts."""
-    try:
-        schema = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"{key} schema_file = {str(path)!r}: cannot be read ({exc.strerror})") from None
-    except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"{key} schema_file = {str(path)!r}: not valid JSON ({exc})") from None
-    if not isinstance(schema, dict):
-        raise ConfigError(f"{key} schema_file = {str(path)!r}: expected a JSON Schema object")
-    try:
-        validators.validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise ConfigError(f"{key} schema_file = {str(path)!r}: not a valid JSON Schema ({exc.message})") from None
-    return schema

@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from shadowtap.core import __version__
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.errors import ConfigError
 from shadowtap.core.redaction import Redactor
-from shadowtap.core.store import CaptureStore
+from shadowtap.core.store import CaptureStore, Store
 from shadowtap.proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
 from shadowtap.proxy.capture.writer import CaptureWriter
 from shadowtap.proxy.feedback_api import feedback_route
@@ -31,6 +32,9 @@ from shadowtap.proxy.http_errors import send_error
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
 from shadowtap.proxy.upstream import PrimaryClient
+
+if TYPE_CHECKING:
+    from shadowtap.proxy.canary.serving import CanaryServing
 
 log = logging.getLogger("shadowtap.app")
 
@@ -88,6 +92,14 @@ def _without_exchange_id(send):
     return send_without_id
 
 
+def _canary_serving(config: ShadowtapConfig, metrics: ProxyMetrics) -> CanaryServing:
+    # Imported only when a candidate has a canary table: it loads jsonschema, which nothing else
+    # in the live process needs. The state is read from the store every replica shares.
+    from shadowtap.proxy.canary.serving import CanaryServing
+
+    return CanaryServing(config, metrics, open_state_store=lambda: Store.open(config.store.read_target()))
+
+
 def _client_keys(config: ShadowtapConfig) -> list[str]:
     name = config.server.client_keys_env
     if not name:
@@ -109,9 +121,12 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
     redaction = config.redaction
     redactor = Redactor.from_rules(redaction)
     open_store = open_store or (lambda: CaptureStore.open(config.store.path))
+    # A salt shared by every replica ([store] key_hash_salt_env) hashes one client key alike on all
+    # of them; without one, each store keeps its own.
+    shared_salt = config.store.key_hash_salt() if config.store.hash_client_keys else None
 
     def make_build(store: CaptureStore) -> RowBuilderProcess:
-        salt = store.client_key_salt() if config.store.hash_client_keys else None
+        salt = (shared_salt or store.client_key_salt()) if config.store.hash_client_keys else None
         return RowBuilderProcess(RowBuilderSettings(
             emails=redaction.emails, phones=redaction.phones, card_numbers=redaction.card_numbers,
             patterns=tuple(redaction.patterns), replacement=redaction.replacement, client_key_salt=salt,
@@ -124,9 +139,10 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
                            queue_max_bytes=config.store.queue_max_bytes)
     primary = PrimaryClient(config.primary)
     shadows = ShadowDispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
+    canary = _canary_serving(config, metrics) if config.canaries_configured() else None
     forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,
                                  primary_api_key=primary_key, shadows=shadows if shadows and shadows.active else None,
-                                 body_timeout_s=config.server.body_timeout_s)
+                                 body_timeout_s=config.server.body_timeout_s, canary=canary)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -135,12 +151,16 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
             shadows.start()
             await shadows.connect()
         await primary.start()
+        if canary is not None:
+            await canary.start()
         log.info("shadowtap ready", extra={"primary": primary.base_url, "store": config.store.path,
                                            "version": __version__, "pid": os.getpid()})
         try:
             yield
         finally:
             await primary.close()
+            if canary is not None:
+                await canary.close()
             if shadows is not None:
                 await shadows.stop()
             writer.close(timeout_s=max(config.server.graceful_shutdown_s, 5.0))
@@ -153,6 +173,8 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
         if shadows is not None:
             health["shadow_worker"] = shadows.worker_state()
             health["shadow_queue_depth"] = shadows.queue_depth()
+        if canary is not None:
+            health["canary"] = canary.health()
         return JSONResponse(health)
 
     async def metrics_endpoint(request: Request) -> Response:

@@ -4,7 +4,8 @@ Starts the simulated upstream and the proxy on free loopback ports, drives a mix
 through the proxy with the official OpenAI SDK, measures the proxy's added latency against
 direct calls, has two simulated reviewers post what really happened to the question-answering
 replies (POST /shadowtap/feedback), stops the proxy (which drains capture), summarises what was
-captured, scores and compares it, and finishes with a short replay of the worst-scored exchanges.
+captured, scores and compares it, replays the drifting candidate where the primary was grounded,
+and ends with a canary of a candidate that turns bad partway and is rolled back by a guard.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shadowtap.proxy.demo_canary import run_canary_demo
 from shadowtap.proxy.local_processes import (
     free_port,
     proxy_command,
@@ -87,7 +89,8 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
         scored = _score(config_path)
         html_path = workdir / "report.html"
         reported = scored and _report(config_path, html_path)
-        replayed = reported and _replay_worst(config_path)  # re-sends to the upstream: stop it only afterwards
+        replayed = reported and _replay_candidate(config_path)  # re-sends to the upstream: stop it only afterwards
+        canaried = replayed and run_canary_demo(console, workdir / "canary", upstream_port)
     finally:
         # sim-slow leaves a few shadow requests hanging for 30 s on purpose, and uvicorn waits for them
         # on SIGTERM; the simulator holds nothing worth draining, so it is not given long.
@@ -106,6 +109,9 @@ def run_demo(workdir: Path, *, request_count: int = 120) -> int:
     if not scored or not reported or not replayed:
         console.print("[red]`shadowtap eval`, `report` or `replay` failed on the demo's captures")
         return 1
+    if not canaried:
+        console.print("[red]the canary part of the demo failed; see the lines above")
+        return 1
     if failures or captured < expected:
         console.print(f"[red]{len(failures)} calls failed; {captured} of {expected} exchanges captured")
         return 1
@@ -121,13 +127,15 @@ def _write_config(workdir: Path, upstream_port: int, proxy_port: int, store_path
     path.write_text(
         "# Written by `shadowtap demo`; run it yourself with `shadowtap serve --config <this file>`.\n"
         f'[server]\nhost = "127.0.0.1"\nport = {proxy_port}\nlog_file = "{workdir / "proxy.log"}"\n\n'
-        f'[primary]\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
+        f'[primary]\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n'
+        f'anthropic_base_url = "http://127.0.0.1:{upstream_port}"   # the app\'s Anthropic-SDK calls\n\n'
         f'[store]\npath = "{store_path}"\n\n'
         f'[admin]\ntoken_env = "{ADMIN_TOKEN_ENV}"   # the demo sets it for its proxy; reviewers post feedback\n\n'
         # Every rate is 1: sampling hashes the exchange id, which is random, so a rate below 1 would
         # mirror a different share each run and the demo's figures would change from run to run.
         "[shadow]\nprimary_twin_rate = 1.0   # the primary answers twice: its own noise floor\n"
-        'primary_twin_models = ["sim-large"]\n\n'
+        'primary_twin_models = ["sim-large"]\n'
+        f"twin_max_concurrency = {cap}   # like each candidate's cap: no twin call is skipped as saturated\n\n"
         + "".join(_candidate_toml(name, model, upstream_port, f"sample_rate = 1.0\nmax_concurrency = {cap}\n{options}")
                   for name, model, options in DEMO_CANDIDATES))
     return path
@@ -183,18 +191,23 @@ SHADOW_POLL_S = 1.2   # a little over the worker's snapshot interval
 
 def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, bool]], list]:
     """(kind, succeeded) per call, and the question-answering replies the reviewers will judge."""
+    from anthropic import Anthropic
     from openai import OpenAI
 
     from shadowtap.proxy.demo_reviewers import ReviewedAnswer
-    from shadowtap.proxy.demo_workload import demo_calls
+    from shadowtap.proxy.demo_workload import AnthropicCall, demo_calls
 
     client = OpenAI(base_url=base_url, api_key="sk-demo-not-a-real-key", max_retries=0, timeout=30)
+    # The Anthropic SDK adds /v1/messages to its base URL itself.
+    anthropic = Anthropic(base_url=base_url.removesuffix("/v1"), api_key="sk-ant-demo-not-a-real-key",
+                          max_retries=0, timeout=30)
     outcomes: list[tuple[str, bool]] = []
     answers: list[ReviewedAnswer] = []
     columns = (TextColumn("driving traffic"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress, ThreadPoolExecutor(max_workers=WORKLOAD_THREADS) as pool:
         task = progress.add_task("requests", total=request_count)
-        futures = {pool.submit(call.run, client): call.kind for call in demo_calls(request_count)}
+        futures = {(pool.submit(call.run, anthropic) if isinstance(call, AnthropicCall)
+                    else pool.submit(call.run, client)): call.kind for call in demo_calls(request_count)}
         for future in as_completed(futures):
             kind = futures[future]
             error = future.exception()
@@ -206,6 +219,7 @@ def _drive_workload(base_url: str, request_count: int) -> tuple[list[tuple[str, 
                 answers.append(result)
             progress.advance(task)
     client.close()
+    anthropic.close()
     return outcomes, sorted(answers, key=lambda answer: answer.index)
 
 
@@ -217,10 +231,6 @@ def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
     from shadowtap.proxy.demo_reviewers import post_feedback, simulated_feedback
 
     console.rule("reviewers: POST /shadowtap/feedback")
-    table = Table(title=f"what two simulated reviewers said about {len(answers)} question-answering replies")
-    for column in ("reviewer", *(outcome.replace("_", " ") for outcome in OUTCOMES), "stored"):
-        table.add_column(column, justify="left" if column == "reviewer" else "right", overflow="fold",
-                         no_wrap=column == "reviewer")
     for reviewer, items in simulated_feedback(answers).items():
         try:
             stored = post_feedback(proxy_url, admin_token, items)
@@ -229,8 +239,9 @@ def _post_reviews(proxy_url: str, admin_token: str, answers: list) -> bool:
             console.print(f"[red]{reviewer}: feedback was refused: {detail}")
             return False
         counts = Counter(item["outcome"] for item in items)
-        table.add_row(reviewer, *(str(counts[outcome]) for outcome in OUTCOMES), str(len(stored["results"])))
-    console.print(table)
+        said = ", ".join(f"{counts[outcome]} {outcome.replace('_', ' ')}" for outcome in OUTCOMES if counts[outcome])
+        console.print(f"{reviewer} judged {len(answers)} question-answering replies: {said} "
+                      f"({len(stored['results'])} stored)")
     return True
 
 
@@ -257,32 +268,32 @@ def _summarise_store(store_path: Path) -> int:
 
     store = Store.open(store_path)
     rows = store.summary.exchanges_by_endpoint_and_status(except_task=PROBE_TASK)
-    table = Table(title=f"captured exchanges ({store_path.name})")
-    for column in ("endpoint", "status", "count", "streamed", "avg latency ms", "avg ttft ms", "tokens"):
-        table.add_column(column, justify="right" if column != "endpoint" else "left", overflow="fold",
-                         no_wrap=column == "endpoint")
-    for row in rows:
-        table.add_row(row["endpoint"], str(row["status"]), str(row["n"]), str(row["streams"] or 0),
-                      str(row["latency"] or ""), str(row["ttft"] or ""), str(row["tokens"] or 0))
-    console.print(table)
     probes = store.captures.count_exchanges() - sum(row["n"] for row in rows)
     tagged = store.summary.count_with_task(except_task=PROBE_TASK)
     with_context = store.summary.count_with_metadata()
+    traffic = ", ".join(f"{row['endpoint']} {row['status']} ×{row['n']}"
+                        + (f" ({row['streams']} streamed)" if row["streams"] else "") for row in rows)
+    console.print(f"captured ({store_path.name}): {traffic}; {tagged} tagged with a task and risk tier, "
+                  f"{with_context} with retrieved contexts; plus {probes} overhead probes")
     _print_shadows(store.summary.shadows_by_candidate())
-    console.print(f"{tagged} exchanges carry task/risk tags; {with_context} carry retrieved contexts "
-                  "(the `shadowtap` body field, stripped before forwarding); "
-                  f"plus {probes} overhead probes tagged task={PROBE_TASK}.")
     total = store.captures.count_exchanges()
     store.close()
     return total
 
 
 def _score(config_path: Path) -> bool:
-    """Score every captured answer with the evaluators that need no judge model."""
+    """Score every captured answer with the evaluators that need no judge model; print the run's
+    summary line (each evaluator's figures are in the report's details)."""
     console.rule("scoring: shadowtap eval")
     command = shadowtap_command("eval", "--config", str(config_path))
     console.print(f"$ shadowtap eval --config {config_path}")
-    return subprocess.run(command).returncode == 0
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)   # its progress bar and errors: stderr
+    if result.returncode != 0:
+        console.print(result.stdout, markup=False, highlight=False)
+        return False
+    summary = [line for line in result.stdout.splitlines() if line.startswith(("this run:", "skipped "))]
+    console.print("\n".join(summary), markup=False, highlight=False)
+    return True
 
 
 def _report(config_path: Path, html_path: Path) -> bool:
@@ -297,20 +308,25 @@ def _report(config_path: Path, html_path: Path) -> bool:
 
 
 # The workload's own chat traffic: not the sim-small overhead probes, embeddings or rate-limited calls.
-REPLAY_SELECTION = ("--endpoint", "chat.completions", "--model", "sim-large", "--status", "200", "--sample", "5")
-REPLAY_WORST = ("--where", "grounding < 0.8")
+REPLAY_SELECTION = ("--endpoint", "chat.completions", "--model", "sim-large", "--status", "200", "--sample", "6")
+# Where the primary's answer was grounded: a candidate that loses grounding there has regressed.
+REPLAY_GROUNDED = ("--where", "grounding >= 0.8")
+REPLAY_TARGET = "candidate:drifty"   # the candidate whose flaw is grounding
+REPLAY_PASS = "grounding>=0.8"
+REPLAY_SHOWN_LINES = 12
 
 
-def _replay_worst(config_path: Path) -> bool:
-    """Replay a few of the worst-grounded answers against the primary, twice each, and show what differs.
+def _replay_candidate(config_path: Path) -> bool:
+    """Replay drifty where the primary was grounded, twice each and on perturbed prompts, and show
+    pass@k, how much its answers move when the prompt is reworded, and the first answer that failed.
 
-    A small workload may score no answer below the threshold; then any five of its chat exchanges do.
+    A small workload may score no answer at all; then any six of its chat exchanges are replayed.
     """
-    console.rule("replaying the worst-scored exchanges: shadowtap replay")
-    base = ["replay", "run", "--config", str(config_path), "--target", "primary", "--allow-primary",
-            "-k", "2", "--pass", "agreement>=0.8", *REPLAY_SELECTION]
+    console.rule("replaying a candidate where the primary was grounded: shadowtap replay")
+    base = ["replay", "run", "--config", str(config_path), "--target", REPLAY_TARGET, "-k", "2", "--perturb",
+            "--pass", REPLAY_PASS, *REPLAY_SELECTION]
     run_id = None
-    for extra in (REPLAY_WORST, ()):
+    for extra in (REPLAY_GROUNDED, ()):
         arguments = [*base, *extra]
         console.print("$ shadowtap " + " ".join(_quoted(argument) for argument in arguments))
         # stdout is the run id; progress and "no exchanges match the selection" go to stderr.
@@ -323,8 +339,13 @@ def _replay_worst(config_path: Path) -> bool:
     else:
         return False
     console.print(f"$ shadowtap replay show {run_id} --config {config_path}")
-    return subprocess.run([*shadowtap_command("replay", "show", run_id),
-                           "--config", str(config_path)]).returncode == 0
+    shown = subprocess.run([*shadowtap_command("replay", "show", run_id), "--config", str(config_path)],
+                           stdout=subprocess.PIPE, text=True)
+    lines = shown.stdout.rstrip("\n").splitlines()
+    console.print("\n".join(lines[:REPLAY_SHOWN_LINES]), markup=False, highlight=False)
+    if len(lines) > REPLAY_SHOWN_LINES:
+        console.print(f"… {len(lines) - REPLAY_SHOWN_LINES} more lines: shadowtap replay show {run_id}")
+    return shown.returncode == 0
 
 
 def _quoted(argument: str) -> str:
@@ -363,7 +384,7 @@ def _print_next_steps(config_path: Path, store_path: Path, upstream_port: int) -
     # The demo's simulated upstream stops with it: without it, every replay or served call fails.
     console.print(f"  shadowtap simulator --port {upstream_port} {' '.join(SIMULATOR_OPTIONS)} &   "
                   "# the demo's upstream again, for replay and serve")
-    console.print(f'  shadowtap replay run --config {config_path} --target candidate:drifty --where "grounding < 0.8"')
+    console.print(f"  shadowtap report --config {config_path} --details   # every figure behind the verdicts")
     console.print(f"  shadowtap serve --config {config_path}     # then point your app's base_url at it")
 
 

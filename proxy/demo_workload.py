@@ -1,7 +1,8 @@
 """The demo's traffic: a realistic mix of OpenAI SDK calls an application would make.
 
 Retrieval-augmented questions (HaluEval rows, context in the `shadowtap` body field), streamed
-chat, tool calls, structured outputs, embeddings, the Responses API, and a rate-limited call.
+chat, tool calls, structured outputs, embeddings, the Responses API, a rate-limited call, and an
+Anthropic-SDK part of the app (Messages, buffered and streamed with a tool) beside them.
 
 The app is midway through a model migration: about half of its questions still go to its legacy
 model (sim-drifty, tagged route=legacy), which now and then adds a claim its context does not
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import orjson
+from anthropic import Anthropic
 from openai import OpenAI, RateLimitError
 from openai.types.chat import ChatCompletionFunctionToolParam
 from openai.types.shared_params import ResponseFormatJSONSchema
@@ -61,6 +63,14 @@ LEGACY_SHARE = 0.5
 class DemoCall:
     kind: str
     run: Callable[[OpenAI], object]   # question answering returns a ReviewedAnswer
+
+
+@dataclass(frozen=True)
+class AnthropicCall:
+    """A call the app's Anthropic-SDK part makes (through shadowtap's /v1/messages)."""
+
+    kind: str
+    run: Callable[[Anthropic], object]
 
 
 def qa_route(index: int) -> str:
@@ -151,6 +161,32 @@ def _responses_call(row: dict) -> DemoCall:
         model="sim-large", input=row["question"], extra_headers=_tags("qa", "low")))
 
 
+ORDER_TOOL_ANTHROPIC = {"name": ORDER_TOOL["function"]["name"],
+                        "description": ORDER_TOOL["function"]["description"],
+                        "input_schema": ORDER_TOOL["function"]["parameters"]}
+
+
+def _anthropic_call(row: dict, index: int) -> AnthropicCall:
+    """A retrieval-augmented question as an Anthropic-SDK app asks it: the context in `system`."""
+    def run(client: Anthropic):
+        return client.messages.create(
+            model=QA_MODEL, max_tokens=300, system=_rag_messages(row)[0]["content"],
+            messages=[{"role": "user", "content": row["question"]}],
+            extra_body={"shadowtap": _rag_metadata(row, index)}, extra_headers=_tags("qa", "medium"))
+    return AnthropicCall("anthropic", run)
+
+
+def _anthropic_stream_call(index: int) -> AnthropicCall:
+    """A streamed support question with a tool the model may call."""
+    def run(client: Anthropic):
+        with client.messages.stream(
+                model=QA_MODEL, max_tokens=300, tools=[ORDER_TOOL_ANTHROPIC],  # type: ignore[list-item]
+                messages=[{"role": "user", "content": f"Where is my order A-{2000 + index}?"}],
+                extra_headers=_tags("support", "low")) as stream:
+            return stream.get_final_message()
+    return AnthropicCall("anthropic-stream", run)
+
+
 def _rate_limited_call(index: int) -> DemoCall:
     def run(client: OpenAI):
         try:
@@ -163,14 +199,14 @@ def _rate_limited_call(index: int) -> DemoCall:
     return DemoCall("rate-limited", run)
 
 
-def demo_calls(count: int) -> Iterator[DemoCall]:
+def demo_calls(count: int) -> Iterator[DemoCall | AnthropicCall]:
     """`count` calls in a fixed, interleaved mix (about half are retrieval-augmented)."""
     rows = halueval_rows()
-    pattern = ["rag", "stream", "rag", "tools", "stream", "structured", "rag", "embeddings", "stream",
-               "responses", "rag", "tools", "stream", "structured", "rate-limited"]
+    pattern = ["rag", "stream", "rag", "tools", "stream", "structured", "rag", "anthropic", "embeddings", "stream",
+               "responses", "rag", "tools", "stream", "anthropic-stream", "structured", "rate-limited"]
     for index, kind in zip(range(count), itertools.cycle(pattern)):
         row = rows[index % len(rows)]
-        yield {
+        builders: dict[str, Callable[[], DemoCall | AnthropicCall]] = {
             "rag": lambda: _rag_call(row, index),
             "stream": lambda: _streamed_call(row, index),
             "tools": lambda: _tool_call(index),
@@ -178,4 +214,7 @@ def demo_calls(count: int) -> Iterator[DemoCall]:
             "embeddings": lambda: _embedding_call(row),
             "responses": lambda: _responses_call(row),
             "rate-limited": lambda: _rate_limited_call(index),
-        }[kind]()
+            "anthropic": lambda: _anthropic_call(row, index),
+            "anthropic-stream": lambda: _anthropic_stream_call(index),
+        }
+        yield builders[kind]()

@@ -50,3 +50,6 @@ class RawExchange:
     upstream_error: str | None = None
     stream_broken: bool = False
     shadow_skips: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)
+    # Canaries: the candidate that answered the app, or "primary" when a canaried request fell back.
+    served_by: str | None = None
+    fallback_reason: str | None = None  # why a canaried request was answered by the primary

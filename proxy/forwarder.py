@@ -7,6 +7,7 @@ arrives, note timestamps, and enqueue the raw exchange. It never waits for captu
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -22,6 +23,7 @@ from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
 from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.shadow.planning import SERVING_CANDIDATE
 from shadowtap.proxy.upstream import PrimaryClient
 from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 
@@ -36,6 +38,21 @@ class ExchangeSink(Protocol):
 
 class ShadowSink(Protocol):
     def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray) -> None: ...
+
+
+class CanaryAssignment(Protocol):
+    @property
+    def candidate(self) -> str: ...
+
+
+class CanaryHook(Protocol):
+    """proxy/canary/serving.py's CanaryServing, as the forwarder uses it."""
+
+    @property
+    def running(self) -> bool: ...
+    def assign(self, exchange: RawExchange, dialect: Dialect) -> CanaryAssignment | None: ...
+    async def serve(self, assignment, exchange: RawExchange, dialect: Dialect, suffix: str, query: bytes,
+                    send, relay, watcher) -> bool: ...
 
 
 class _BodyTooLarge(Exception):
@@ -87,8 +104,9 @@ class PrimaryForwarder:
 
     def __init__(self, primary: PrimaryClient, sink: ExchangeSink, metrics: ProxyMetrics, *,
                  max_body_bytes: int, primary_api_key: str | None, shadows: ShadowSink | None = None,
-                 body_timeout_s: float = 30.0) -> None:
+                 body_timeout_s: float = 30.0, canary: CanaryHook | None = None) -> None:
         self._primary = primary
+        self._canary = canary
         self._shadows = shadows
         self._sink = sink
         self._metrics = metrics
@@ -216,6 +234,16 @@ class PrimaryForwarder:
         except Exception:
             log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
 
+    @staticmethod
+    def _canary_choice(canary: CanaryHook, exchange: RawExchange, dialect: Dialect) -> CanaryAssignment | None:
+        """The canary candidate that answers this request, or None; a failure here is logged and
+        the primary answers."""
+        try:
+            return canary.assign(exchange, dialect)
+        except Exception:
+            log.exception("canary assignment failed; the primary answers", extra={"exchange_id": exchange.id})
+            return None
+
     async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str, dialect: Dialect) -> None:
         task = asyncio.current_task()
         assert task is not None  # an ASGI server runs each request in a task of its own
@@ -227,12 +255,25 @@ class PrimaryForwarder:
             url = self._primary.url_for(suffix, scope["query_string"], upstream)
             headers = forwardable_request_headers(scope["headers"], replace_authorization=self._primary_api_key,
                                                   key_header=self._primary.key_header(upstream))
-            shadows = self._shadows
+            shadows, canary = self._shadows, self._canary
+            # One attribute read while no canary runs: the decision costs nothing then.
+            serving = self._canary_choice(canary, exchange, dialect) if canary is not None and canary.running else None
             body: bytes | bytearray | memoryview
             body, parsed = prepare_body(exchange.request_body, parse=shadows is not None)
             if shadows is not None:
                 # Before the primary call, so candidates start at the same moment.
-                self._offer_shadows(shadows, exchange, parsed, body)
+                if serving is None:
+                    self._offer_shadows(shadows, exchange, parsed, body)
+                else:
+                    token = SERVING_CANDIDATE.set(serving.candidate)  # the reverse shadow: the primary's twin
+                    try:
+                        self._offer_shadows(shadows, exchange, parsed, body)
+                    finally:
+                        SERVING_CANDIDATE.reset(token)
+            if serving is not None and canary is not None and await canary.serve(
+                    serving, exchange, dialect, suffix, scope["query_string"], send,
+                    functools.partial(self._relay, answering=f"candidate {serving.candidate}"), watcher):
+                return
             exchange.t_upstream_start = perf_counter()
             if isinstance(body, bytearray):
                 body = memoryview(body)  # sent without another copy (aiohttp slices what it sends)
@@ -252,7 +293,8 @@ class PrimaryForwarder:
             if response is not None:
                 response.close()  # returns a finished connection to the pool; drops a live one
 
-    async def _relay(self, response: aiohttp.ClientResponse, exchange: RawExchange, send, watcher) -> None:
+    async def _relay(self, response: aiohttp.ClientResponse, exchange: RawExchange, send, watcher, *,
+                     answering: str = "primary") -> None:
         exchange.status = response.status
         exchange.response_headers = list(response.raw_headers)
         headers = relayable_response_headers(exchange.response_headers)
@@ -270,9 +312,9 @@ class PrimaryForwarder:
             # The primary broke off mid-body. Return without finishing the response, so the
             # client sees a truncated transfer rather than a clean end we invented.
             exchange.stream_broken = True
-            exchange.upstream_error = f"primary response broke off: {type(exc).__name__}: {exc}"
+            exchange.upstream_error = f"{answering} response broke off: {type(exc).__name__}: {exc}"
             self._metrics.upstream_broken.inc()
-            log.warning("primary response broke off", extra={"exchange_id": exchange.id})
+            log.warning(f"{answering} response broke off", extra={"exchange_id": exchange.id})
             return
         watcher.cancel()  # once the response completes, receive() reports a disconnect
         await send({"type": "http.response.body", "body": b"", "more_body": False})

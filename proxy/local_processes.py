@@ -55,3 +55,9 @@ def shadowtap_command(*arguments: str) -> list[str]:
 
 def proxy_command(config_path: Path) -> list[str]:
     return shadowtap_command("serve", "--config", str(config_path))
+
+
+def start_canary_guard(config_path: str | Path) -> subprocess.Popen:
+    """`shadowtap canary guard` as a child of this process (its logs go where this one's do); it
+    stops by itself when this process is gone. The live process never imports the guards."""
+    return subprocess.Popen(shadowtap_command("canary", "guard", "--config", str(config_path), "--exit-with-parent"))

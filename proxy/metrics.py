@@ -56,6 +56,13 @@ class ProxyMetrics:
                                          "Feedback items accepted by POST /shadowtap/feedback, by outcome and "
                                          "result (created, or unchanged for a repeat).", ["outcome", "result"],
                                          registry=r)
+        self.canary_served = Counter("shadowtap_canary_served_total",
+                                     "Live requests a canary candidate answered, by candidate.", ["candidate"],
+                                     registry=r)
+        self.canary_fallbacks = Counter("shadowtap_canary_fallbacks_total",
+                                        "Canaried requests the primary answered instead, by candidate and reason "
+                                        "(contract_invalid, candidate_error, candidate_timeout, state_stale, "
+                                        "canary_error).", ["candidate", "reason"], registry=r)
 
     def track_queue_depth(self, depth: Callable[[], int]) -> None:
         self.capture_queue_depth.set_function(depth)

@@ -8,8 +8,8 @@ BEGIN IMMEDIATE) instead of failing.
 
 from __future__ import annotations
 
+import gc
 import os
-import sys
 from pathlib import Path
 
 import orjson
@@ -26,23 +26,24 @@ SERVER_OVERRIDES_ENV = "SHADOWTAP_SERVER_OVERRIDES"
 APP_FACTORY = "shadowtap.proxy.multiworker:create_app_in_worker"
 
 
-def serve_workers(config: ShadowtapConfig, uvicorn_options: dict, switch_interval_s: float) -> None:
+def serve_workers(config: ShadowtapConfig, uvicorn_options: dict) -> None:
     """Run config.server.workers processes behind one listening socket, until SIGTERM/SIGINT.
     uvicorn's supervisor passes the signal to every worker; each drains its own capture queue."""
     if not Path(config.source).is_file():
         raise ConfigError("[server] workers > 1 needs the config as a file (--config), for the workers to load")
     os.environ[CONFIG_PATH_ENV] = str(Path(config.source).resolve())
     os.environ[SERVER_OVERRIDES_ENV] = orjson.dumps({
-        "host": config.server.host, "port": config.server.port, "workers": config.server.workers,
-        "switch_interval_s": switch_interval_s}).decode()
+        "host": config.server.host, "port": config.server.port, "workers": config.server.workers}).decode()
     uvicorn.run(APP_FACTORY, factory=True, workers=config.server.workers, **uvicorn_options)
 
 
 def create_app_in_worker() -> ShadowtapApp:
     """The app factory each worker process imports: the same config, logging and app as one process."""
     overrides = orjson.loads(os.environ.get(SERVER_OVERRIDES_ENV, "{}"))
-    sys.setswitchinterval(overrides.pop("switch_interval_s", sys.getswitchinterval()))
     config = load_config(os.environ[CONFIG_PATH_ENV]).with_overrides(**overrides)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
-    return create_app(config)
+    app = create_app(config)
+    gc.collect()
+    gc.freeze()  # as one process does once started (server.LiveServer): start-up objects live as long as it
+    return app

@@ -7,6 +7,7 @@ import logging
 import os
 
 CAPTURE_BUILDER = "shadowtap-build"
+CAPTURE_RECORDER = "shadowtap-record"
 SHADOW_WORKER = "shadowtap-shadow"
 
 

@@ -29,12 +29,17 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
     stderr and in the log, reports capture_store: failing on /healthz, and keeps retrying the store;
     captures wait in the bounded queue meanwhile. With --require-store it refuses to start instead.
 
+    When an enabled candidate has a [candidates.canary] table, the canary guard loop (`shadowtap
+    canary guard`) runs beside it as a child process, stopped with it.
+
     Exit codes: 0 stopped cleanly; 1 the app failed to start; 2 usage or config error, an
     unusable store with --require-store, or a port already in use (one sentence on stderr,
     nothing started).
     """
     from shadowtap.core.store import CaptureStore
     from shadowtap.core.store.preflight import check_store_writable
+    from shadowtap.proxy.listening import check_port_free
+    from shadowtap.proxy.local_processes import start_canary_guard, stop_process
     from shadowtap.proxy.server import serve as run_server
 
     config = load_config_or_exit(config_path)
@@ -50,7 +55,16 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
             click.echo(f"shadowtap: {exc}; serving WITHOUT capture until the store can be opened (retried every "
                        "few seconds; /healthz says capture_store: failing). --require-store refuses to start "
                        "instead.", err=True)
-        run_server(config)
+        guard = None
+        if config.canaries_configured():
+            # A port in use must stop everything before anything starts, the guard loop included.
+            check_port_free(config.server.host, config.server.port, option="--port or [server] port")
+            guard = start_canary_guard(config_path)
+        try:
+            run_server(config)
+        finally:
+            if guard is not None:
+                stop_process(guard)
     except ConfigError as exc:
         fail_usage(f"config error: {exc}")
     except (StoreError, ListenError) as exc:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import resource
 import signal
-import sys
 import threading
 
 import uvicorn
@@ -20,10 +20,9 @@ from shadowtap.proxy.header_deadline import HeaderDeadlineProtocol
 from shadowtap.proxy.listening import bind_listening_sockets, check_port_free
 from shadowtap.proxy.multiworker import serve_workers
 
-# The capture writer thread builds rows in pure Python; with the default 5 ms switch interval a
-# ready socket can wait that long for the GIL. Measured with bench/proxy_overhead.py: added p99 at
-# 8 connections fell from 31-92 ms to 10-16 ms at 0.5 ms, with no change at p50.
-LIVE_PATH_SWITCH_INTERVAL_S = 0.0005
+# No GIL switch interval is set here any more: it was 0.5 ms while the capture writer thread built
+# and wrote rows in this process (a ready socket could wait 5 ms for the GIL). Capture now runs in
+# the recorder process (capture/recorder.py), and the live process has no busy thread to yield to.
 # Files a process needs besides client and primary connections: the store and its WAL, logs,
 # pipes to the capture builder and the shadow worker, the listening socket.
 _SPARE_FILES = 64
@@ -34,18 +33,17 @@ log = logging.getLogger("shadowtap.server")
 
 def serve(config: ShadowtapConfig) -> None:
     """Raises ListenError, before anything has started, when the port cannot be bound."""
-    sys.setswitchinterval(LIVE_PATH_SWITCH_INTERVAL_S)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
     ensure_file_limit(config)
     if config.server.workers > 1:
         check_port_free(config.server.host, config.server.port, option=_PORT_OPTION)
         start_startup_checks(config)
-        serve_workers(config, uvicorn_options(config), LIVE_PATH_SWITCH_INTERVAL_S)
+        serve_workers(config, uvicorn_options(config))
         return
     sockets = bind_listening_sockets(config.server.host, config.server.port, option=_PORT_OPTION)
     try:
-        server = uvicorn.Server(uvicorn.Config(create_app(config), **uvicorn_options(config)))
+        server = LiveServer(uvicorn.Config(create_app(config), **uvicorn_options(config)))
         start_startup_checks(config)
         # uvicorn re-raises the signal it handled after a graceful shutdown, restoring the handler
         # that was installed before it. A no-op handler there lets the process finish its own cleanup
@@ -59,6 +57,22 @@ def serve(config: ShadowtapConfig) -> None:
     if not server.started:
         # uvicorn has already logged why (a lifespan failure); make the exit code say so.
         raise SystemExit(1)
+
+
+class LiveServer(uvicorn.Server):
+    """uvicorn's server, with the objects made at start-up moved out of the garbage collector's
+    sight once the app is ready (`gc.freeze`): the modules, the app and its pools live as long as
+    the process, and every full collection would otherwise walk them again while a request waits."""
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            freeze_start_up_objects()
+
+
+def freeze_start_up_objects() -> None:
+    gc.collect()
+    gc.freeze()
 
 
 def start_startup_checks(config: ShadowtapConfig) -> threading.Thread:

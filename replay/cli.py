@@ -127,8 +127,8 @@ def run_command(config_path, store_path, target, allow_primary, api_base, api_ke
     if dry_run:
         from shadowtap.proxy.capture.pricing import PriceTable
 
-        estimate = sel.estimate_cost(rows, lambda row: resolved.model_for({"model": row["model"]}), k,
-                                     PriceTable.from_litellm_package())
+        estimate = sel.estimate_cost(rows, lambda row: resolved.model_for({"model": row["model"]}, row.get("endpoint")),
+                                     k, PriceTable.from_litellm_package())
         calls = len(rows) * k
         extras = [what for what, wanted in (("perturbations", perturb), (f"{paraphrase.count} paraphrase(s) each, "
                   f"written by {paraphrase.writer.model}" if paraphrase else "", paraphrase)) if wanted]

@@ -1,4 +1,8 @@
-"""Deterministic perturbations of a chat request, and how often they flip a pass/fail outcome.
+"""Deterministic perturbations of a request, and how often they flip a pass/fail outcome.
+
+Requests in every replayable dialect are perturbed in their own shape: chat `messages`, Anthropic
+Messages `system` and `messages` (text blocks), and Responses `instructions` and `input` (a string
+or input items with `input_text` parts).
 
 Each perturbation changes one thing a robust prompt should not care about (white space, casing,
 punctuation, the order of retrieved contexts, a few typos) and returns a deep copy; the input is
@@ -112,8 +116,10 @@ def _context_order(request: dict, contexts: list[str]) -> dict | None:
             text = _reverse_spans(text, _verbatim_spans(text, contexts))
         return text
 
-    for message in _messages(request):
+    turns = _Turns(request)
+    for message in turns.all:
         changed |= _edit_content(message, reverse_blocks)
+    turns.write_back()
     return request if changed else None
 
 
@@ -143,18 +149,45 @@ def _typos(request: dict) -> dict | None:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _messages(request: dict) -> list[dict]:
-    messages = request.get("messages")
-    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+class _Turns:
+    """A request's turns as {"role", "content"} dicts, whatever its dialect: the edits below work on
+    these. Turns held in a top-level string (Anthropic `system`, Responses `instructions`, a string
+    `input`) are wrapped, and `write_back()` puts the edited strings where they came from."""
+
+    _WRAPPED = (("system", "system"), ("instructions", "system"), ("input", "user"))
+
+    def __init__(self, request: dict) -> None:
+        self._request = request
+        self._wrapped: list[tuple[str, dict]] = []
+        self.all: list[dict] = []
+        for key, role in self._WRAPPED:
+            value = request.get(key)
+            if isinstance(value, str) or (key == "system" and isinstance(value, list)):
+                holder = {"role": role, "content": value}
+                self._wrapped.append((key, holder))
+                self.all.append(holder)
+        for key in ("messages", "input"):
+            items = request.get(key)
+            if isinstance(items, list):
+                self.all += [item for item in items if isinstance(item, dict)]
+
+    def users(self) -> list[dict]:
+        return [turn for turn in self.all if turn.get("role") == "user"]
+
+    def write_back(self) -> None:
+        for key, holder in self._wrapped:
+            self._request[key] = holder["content"]
 
 
 def _edit_messages(request: dict, change: Text, *, only_last_user: bool) -> bool:
-    users = [m for m in _messages(request) if m.get("role") == "user"]
+    turns = _Turns(request)
+    users = turns.users()
     if only_last_user:
         users = users[-1:]
     changed = False
     for message in users:
         changed |= _edit_content(message, change)
+    turns.write_back()
     return changed
 
 

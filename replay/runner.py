@@ -242,8 +242,9 @@ class ReplayRunner:
             why = "request was not captured as JSON" if request is None else \
                 f"endpoint {exchange.get('endpoint')!r} is not replayable (only {', '.join(REPLAYABLE_ENDPOINTS)})"
             return {**row, "outcome": "skipped", "error": why}
-        result = await self._call(replay_request(exchange, request), self.target.call_target(request))
-        row.update(self._call_columns(result, self.target.model_for(request)))
+        endpoint = exchange.get("endpoint")
+        result = await self._call(replay_request(exchange, request), self.target.call_target(request, endpoint))
+        row.update(self._call_columns(result, self.target.model_for(request, endpoint)))
         if result.outcome != "ok":
             return row
         text = row["response_text"]
@@ -287,7 +288,7 @@ class ReplayRunner:
         return await call_chat(self.litellm, request, target, stream=request.get("stream") is True)
 
     def _call_columns(self, result: CallResult, model: str) -> dict:
-        """The stored columns of one model call; answers redacted, since captured answers are."""
+        """The stored columns of one model call; answers and errors redacted, since captured answers are."""
         usage = result.usage or {}
         text = result.text
         if text and self.redactor.enabled:
@@ -301,8 +302,15 @@ class ReplayRunner:
             "finish_reason": result.finish_reason, "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"), "total_tokens": usage.get("total_tokens"),
             "cost_usd": self.prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens")),
-            "error": f"{result.error_class}: {result.error_message}" if result.error_class else None,
+            "error": self._error_text(result),
         }
+
+    def _error_text(self, result: CallResult) -> str | None:
+        """Why a call failed, redacted like an answer: a provider's error can quote the request."""
+        if not result.error_class:
+            return None
+        text = f"{result.error_class}: {result.error_message}"
+        return self.redactor.redact_text(text) if self.redactor.enabled else text
 
     @staticmethod
     def _row(run_id: str, work: _Work) -> dict:

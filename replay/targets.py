@@ -30,6 +30,7 @@ class ReplayTarget:
     max_tokens: int | None = None
     system_prompt: str = ""
     params: dict = field(default_factory=dict)
+    anthropic_api_base: str | None = None   # primary only: where its Anthropic Messages exchanges go
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -38,16 +39,29 @@ class ReplayTarget:
     def from_json(cls, data: dict) -> ReplayTarget:
         return cls(**data)
 
-    def model_for(self, request: dict | None) -> str:
-        """The litellm model string a request is sent with (the primary answers to the request's model)."""
+    def model_for(self, request: dict | None, endpoint: str | None = None) -> str:
+        """The litellm model string a request is sent with. The primary answers to the request's
+        model, in the API its exchange was captured in: an Anthropic Messages exchange goes back to
+        the Anthropic primary, everything else to the OpenAI-compatible one."""
         if self.kind == "primary":
-            return f"openai/{(request or {}).get('model', '')}"
+            return f"{self._primary_upstream(endpoint)}/{(request or {}).get('model', '')}"
         return self.model
 
-    def call_target(self, request: dict | None) -> CallTarget:
+    def call_target(self, request: dict | None, endpoint: str | None = None) -> CallTarget:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        return CallTarget(f"replay:{self.name}", self.model_for(request), self.api_base, key, self.timeout_s,
+        api_base = self.api_base
+        if self.kind == "primary" and self._primary_upstream(endpoint) == "anthropic":
+            api_base = self.anthropic_api_base
+        return CallTarget(f"replay:{self.name}", self.model_for(request, endpoint), api_base, key, self.timeout_s,
                           self.max_tokens, self.system_prompt, dict(self.params))
+
+    def _primary_upstream(self, endpoint: str | None) -> str:
+        """"anthropic" or "openai": which of the primary's two base URLs the exchange goes back to (its
+        own when configured, else the one there is: litellm then speaks that one's API)."""
+        upstream = dialect_named(endpoint).upstream if endpoint else "openai"
+        if not self.anthropic_api_base:
+            return "openai"
+        return "anthropic" if upstream == "anthropic" or not self.api_base else "openai"
 
 
 def replay_request(exchange: dict, request: dict) -> dict:
@@ -90,11 +104,14 @@ def resolve_target(spec: str, config: ShadowtapConfig, *, allow_primary: bool = 
         if not allow_primary:
             raise TargetError("--target primary sends captured traffic to the live primary again: "
                               "pass --allow-primary to do that on purpose")
-        if not config.primary.base_url:
-            raise TargetError("--target primary needs [primary] base_url in the config (--config FILE)")
-        key_env = config.shadow.primary_twin_key_env or config.primary.api_key_env or None
-        return ReplayTarget("primary", "primary", "", config.primary.base_url, api_key_env or key_env,
-                            timeout_s or DEFAULT_TIMEOUT_S, None, system_prompt or "", extra_params)
+        primary = config.primary
+        if not primary.base_url and not primary.anthropic_base_url:
+            raise TargetError("--target primary needs [primary] base_url or anthropic_base_url in the config "
+                              "(--config FILE)")
+        key_env = config.shadow.primary_twin_key_env or primary.api_key_env or None
+        return ReplayTarget("primary", "primary", "", api_base or primary.base_url or None, api_key_env or key_env,
+                            timeout_s or DEFAULT_TIMEOUT_S, None, system_prompt or "", extra_params,
+                            anthropic_api_base=primary.anthropic_base_url or None)
     if kind == "candidate" and value:
         candidate = next((c for c in config.candidates if c.name == value), None)
         if candidate is None:

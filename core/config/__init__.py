@@ -6,6 +6,7 @@ Secrets are never written in the file, only the names of environment variables t
 """
 
 from shadowtap.core.config.admin import AdminConfig
+from shadowtap.core.config.canary import CanaryConfig, CandidateCanaryConfig
 from shadowtap.core.config.evaluation import (
     ContextsConfig,
     ContractRule,
@@ -23,7 +24,8 @@ from shadowtap.core.config.shadow import CandidateConfig, ShadowConfig
 from shadowtap.core.config.store import ExportConfig, OtlpExportConfig, StoreConfig
 
 __all__ = [
-    "AdminConfig", "CandidateConfig", "ContextsConfig", "ContractRule", "ContractsConfig", "EvalConfig",
+    "AdminConfig", "CanaryConfig", "CandidateCanaryConfig", "CandidateConfig",
+    "ContextsConfig", "ContractRule", "ContractsConfig", "EvalConfig",
     "ExportConfig", "OtlpExportConfig",
     "FreshnessConfig", "FreshnessPolicy", "GateConfig", "JudgeConfig", "OutcomesConfig", "PrimaryConfig",
     "RedactionConfig", "ServerConfig", "ShadowConfig",

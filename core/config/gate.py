@@ -22,7 +22,7 @@ class GateConfig:
     max_grounding_drop: float = 0.05
     max_contract_invalid_rate: float = 0.02
     max_error_rate: float = 0.02               # errors and timeouts over calls made
-    max_latency_p95_ratio: float = 1.5         # candidate p95 over primary p95
+    max_latency_p95_ratio: float = 1.5         # candidate p95 over the twin's (enough twin answers) or primary's
     max_cost_ratio: float = 1.5                # candidate cost per 1,000 requests over the primary's
     per_category: bool = False                 # also check each category with enough samples
     category_min_samples: int = 20

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowtap.core.config.admin import AdminConfig
+from shadowtap.core.config.canary import CanaryConfig
 from shadowtap.core.config.checks import check_not_proxy_itself
 from shadowtap.core.config.evaluation import ContextsConfig, ContractsConfig, EvalConfig, FreshnessConfig, JudgeConfig
 from shadowtap.core.config.gate import GateConfig
@@ -38,6 +39,7 @@ class ShadowtapConfig:
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
     source: str = "<defaults>"
 
     def validate(self) -> None:
@@ -72,6 +74,10 @@ class ShadowtapConfig:
         urls += [(f"[[candidates]] {c.name!r} api_base", c.api_base) for c in self.candidates]
         return [(key, url) for key, url in urls if url]
 
+    def canaries_configured(self) -> bool:
+        """True when an enabled candidate has a [candidates.canary] table (so a guard loop should run)."""
+        return any(candidate.enabled and candidate.canary is not None for candidate in self.candidates)
+
     def shadows_configured(self) -> bool:
         return any(candidate.enabled for candidate in self.candidates) or self.shadow.primary_twin_rate > 0
 
@@ -87,7 +93,7 @@ class ShadowtapConfig:
 # Every top-level table of the file, and the array of tables [[candidates]].
 _SECTIONS: tuple[str, ...] = ("server", "primary", "store", "redaction", "shadow", "candidates", "judge",
                               "eval", "contexts", "freshness", "contracts", "gate", "outcomes",
-                              "admin", "export")
+                              "admin", "export", "canary")
 
 
 def load_config(path: str | Path) -> ShadowtapConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shadowtap.core.config.canary import CandidateCanaryConfig
 from shadowtap.core.config.checks import check_env_name, check_http_url, check_not_link_local, check_range
 from shadowtap.core.errors import ConfigError
 
@@ -15,6 +16,9 @@ ENDPOINTS = (*CONVERSATIONAL_ENDPOINTS, "embeddings")
 # provider in its own API), or the Responses API through litellm's aresponses.
 CHAT_API, RESPONSES_API = "chat", "responses"
 CANDIDATE_APIS = (CHAT_API, RESPONSES_API)
+# litellm providers whose model strings mean "Chat Completions at api_base, model after the slash":
+# what [shadow] direct_providers may list (proxy/shadow/direct.py calls them without litellm).
+DIRECT_CAPABLE_PROVIDERS = ("openai", "hosted_vllm", "openai_like", "custom_openai", "lm_studio")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class CandidateConfig:
     system_prompt: str = ""           # replaces the request's system message when set
     params: dict = field(default_factory=dict)         # request overrides, e.g. {temperature = 0}
     allow_private_network: bool = False
+    canary: CandidateCanaryConfig | None = None        # [candidates.canary]; None: never serves live
 
     def validate(self) -> None:
         key = f"[[candidates]] {self.name!r}"
@@ -64,6 +69,11 @@ class CandidateConfig:
         check_range(f"{key} timeout_s", self.timeout_s, 0.1)
         check_range(f"{key} max_tokens", self.max_tokens, 1)
         check_range(f"{key} daily_budget_usd", self.daily_budget_usd, 0)
+        if self.canary is not None:
+            if not self.api_base:
+                raise ConfigError(f"{key} canary: needs the candidate's api_base, the URL that answers live "
+                                  "requests in their own dialect (the live process never calls through litellm)")
+            self.canary.validate(f"{key} canary")
 
 
 @dataclass(frozen=True)
@@ -76,9 +86,25 @@ class ShadowConfig:
     primary_twin_key_env: str = ""    # the proxy's own key for twin calls (never the client's)
     primary_twin_models: list[str] = field(default_factory=list)  # models to twin; empty: any
     worker_nice: int = 10             # the shadow worker's scheduling niceness: live requests win the CPU
+    workers: int = 1                  # shadow worker processes; caps and budgets are split between them
+    twin_max_concurrency: int = 4     # primary twin calls in flight (per proxy, like a candidate's cap)
+    twin_timeout_s: float = 120.0     # the twin's total deadline per call
+    # Chat candidates of these litellm providers, with an api_base, are called without litellm.
+    direct_providers: list[str] = field(default_factory=lambda: ["openai", "hosted_vllm"])
+    litellm_candidates: list[str] = field(default_factory=list)  # names always called through litellm
 
     def validate(self) -> None:
         check_range("[shadow] queue_size", self.queue_size, 1)
+        check_range("[shadow] workers", self.workers, 1, 64)
+        check_range("[shadow] twin_max_concurrency", self.twin_max_concurrency, 1, 1024)
+        check_range("[shadow] twin_timeout_s", self.twin_timeout_s, 0.1)
+        if self.twin_max_concurrency < self.workers:
+            raise ConfigError(f"[shadow] twin_max_concurrency = {self.twin_max_concurrency}: expected at least "
+                              f"[shadow] workers ({self.workers}), since each worker takes a share of it")
+        for provider in self.direct_providers:
+            if provider not in DIRECT_CAPABLE_PROVIDERS:
+                raise ConfigError(f"[shadow] direct_providers: {provider!r} cannot be called without litellm; "
+                                  f"accepted: {', '.join(DIRECT_CAPABLE_PROVIDERS)}")
         check_range("[shadow] breaker_failures", self.breaker_failures, 1)
         check_range("[shadow] breaker_cooldown_s", self.breaker_cooldown_s, 0)
         check_range("[shadow] grace_period_s", self.grace_period_s, 0)

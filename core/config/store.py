@@ -19,6 +19,8 @@ class StoreConfig(LiveStoreConfig):
     url: str = ""              # postgresql://... : the shared store `shadowtap ship` copies the spool into
     url_env: str = ""          # or the environment variable that holds that URL (for credentials)
     retention_days: int = 0    # the shipper prunes shared exchanges older than this; 0 keeps everything
+    spool_keep_hours: float = 0  # the shipper prunes its spool of rows shipped and older than this; 0 keeps all
+    key_hash_salt_env: str = ""  # variable holding the client-key salt all replicas share; "": each store's own
 
     def validate(self) -> None:
         super().validate()
@@ -29,6 +31,8 @@ class StoreConfig(LiveStoreConfig):
             _check_postgres_url("[store] url", self.url)
         check_env_name("[store] url_env", self.url_env)
         check_range("[store] retention_days", self.retention_days, 0)
+        check_range("[store] spool_keep_hours", self.spool_keep_hours, 0)
+        check_env_name("[store] key_hash_salt_env", self.key_hash_salt_env)
 
     def read_target(self, override: str | None = None) -> str:
         """What the offline commands open: `override` (--store), else the shared store when one is
@@ -48,6 +52,31 @@ class StoreConfig(LiveStoreConfig):
             raise ConfigError(f"[store] url_env = {self.url_env!r}: expected a postgresql:// URL in it, got "
                               f"{safe_url(value)!r}")
         return value
+
+
+    def key_hash_salt(self) -> bytes | None:
+        """The salt of `client_key_hash` shared by every replica: the hex in the variable
+        [store] key_hash_salt_env names. None without that key: then each store's own salt
+        (`store_meta`) is used, and one client key hashes differently on two replicas. The
+        message of an error names the variable, never its value."""
+        if not self.key_hash_salt_env:
+            return None
+        value = os.environ.get(self.key_hash_salt_env, "").strip()
+        key = f"[store] key_hash_salt_env = {self.key_hash_salt_env!r}"
+        if not value:
+            raise ConfigError(f"{key}: that environment variable is not set")
+        try:
+            salt = bytes.fromhex(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected hex digits in it (make one with `openssl rand -hex 32`)") from None
+        if len(salt) < MIN_KEY_HASH_SALT_BYTES:
+            raise ConfigError(f"{key}: expected at least {2 * MIN_KEY_HASH_SALT_BYTES} hex digits in it, got "
+                              f"{len(value)} (make one with `openssl rand -hex 32`)")
+        return salt
+
+
+# A shared salt shorter than this would let someone with the hashes guess short keys' salts.
+MIN_KEY_HASH_SALT_BYTES = 16
 
 
 def _check_postgres_url(key: str, url: str) -> None:

@@ -18,23 +18,31 @@ from shadowtap.core.cli_common import fail_usage, load_config_or_exit
 @click.option("--store", "store_path", default=None, type=click.Path(dir_okay=False),
               help="The spool to ship (default: [store] path).")
 @click.option("--once", is_flag=True, help="Ship what the spool holds now, then exit (exit 1 if that failed).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Show how far the spool has been shipped, what is left, and the rows PostgreSQL refused; "
+                   "ship nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --status: print it as JSON.")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000),
               help="Rows per PostgreSQL transaction.")
 @click.option("--interval", "interval_s", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600),
               help="Seconds between looks at the spool when it has nothing new.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def ship(config_path, store_path, once, batch_size, interval_s, log_level) -> None:
+def ship(config_path, store_path, once, show_status, as_json, batch_size, interval_s, log_level) -> None:
     """Copy new exchanges, shadow rows, feedback and scores from this replica's SQLite spool into the
     shared PostgreSQL store, in batches, idempotently, resuming where it stopped.
 
     Run one beside each `shadowtap serve`. The live process never waits for it: while PostgreSQL
     is unreachable the shipper retries with backoff and the spool keeps every row; once it is
-    back, every row arrives exactly once. With [export.otlp] endpoint set, it also sends each
-    shipped exchange and shadow call as an OpenTelemetry span. Stops cleanly on SIGTERM or Ctrl-C.
+    back, every row arrives exactly once. A row PostgreSQL refuses is set aside (logged, counted,
+    listed by --status) and the rows after it keep shipping. With [export.otlp] endpoint set, it
+    also sends each shipped exchange and shadow call as an OpenTelemetry span, and each score in
+    the shared store (whoever wrote it) as an event, one shipper at a time. With [store]
+    spool_keep_hours, it deletes rows it shipped from the spool once they are that old. Stops
+    cleanly on SIGTERM or Ctrl-C.
 
-    Exit codes: 0 stopped cleanly (or --once shipped everything); 1 --once could not reach or
-    write the shared store; 2 usage or config error.
+    Exit codes: 0 stopped cleanly (or --once shipped everything, or --status answered); 1 --once
+    or --status could not reach the shared store; 2 usage or config error.
     """
     from shadowtap.core.errors import ConfigError, StoreError
     from shadowtap.core.logs import configure_logging
@@ -43,6 +51,8 @@ def ship(config_path, store_path, once, batch_size, interval_s, log_level) -> No
     from shadowtap.core.store import CaptureStore
     from shadowtap.core.store.backend import safe_url
 
+    if as_json and not show_status:
+        fail_usage("--json goes with --status")
     config = load_config_or_exit(config_path)
     try:
         url = config.store.shared_url()
@@ -57,24 +67,34 @@ def ship(config_path, store_path, once, batch_size, interval_s, log_level) -> No
     except StoreError as exc:
         fail_usage(str(exc))
     exporter = None
-    if config.export.otlp.endpoint:
+    if config.export.otlp.endpoint and not show_status:
         from shadowtap.core.ship.otlp import OtlpExporter, server_address_of
 
         exporter = OtlpExporter(config.export.otlp, spool_redactor(config),
                                 server_address=server_address_of(config.primary.base_url))
     shipper = Shipper(spool, lambda: CaptureStore.open(url), batch_size=batch_size, interval_s=interval_s,
-                      retention_days=config.store.retention_days,
-                      on_shipped=exporter.export_batch if exporter else None)
+                      retention_days=config.store.retention_days, spool_keep_hours=config.store.spool_keep_hours,
+                      on_shipped=exporter.export_batch if exporter else None,
+                      export_scores=exporter.export_batch if exporter else None)
     try:
+        if show_status:
+            try:
+                status = shipper.status()
+            except StoreError as exc:
+                click.echo(f"shadowtap: {exc}", err=True)
+                raise SystemExit(1) from None
+            click.echo(format_status(status, as_json=as_json))
+            return
+        configure_logging(log_level, "text", secrets=secrets)
         if once:
             try:
                 shipped = shipper.ship_once()
             except StoreError as exc:
                 click.echo(f"shadowtap: {exc}", err=True)
                 raise SystemExit(1) from None
-            click.echo(f"shipped {shipped} rows")
+            rejected = f", {shipper.counters.rejected} set aside (see --status)" if shipper.counters.rejected else ""
+            click.echo(f"shipped {shipped} rows{rejected}")
             return
-        configure_logging(log_level, "text", secrets=secrets)
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
@@ -85,6 +105,21 @@ def ship(config_path, store_path, once, batch_size, interval_s, log_level) -> No
         if exporter is not None:
             exporter.shutdown()
         spool.close()
+
+
+def format_status(status: dict, *, as_json: bool = False) -> str:
+    if as_json:
+        import orjson
+
+        return orjson.dumps(status, default=str, option=orjson.OPT_INDENT_2).decode()
+    lines = [f"spool {status['spool']} (store_id {status['store_id']})"]
+    for table, state in status["tables"].items():
+        lines.append(f"  {table:<16} shipped to rowid {state['position']:>10}   {state['backlog']:>8} to ship")
+    lines.append(f"rows PostgreSQL refused, set aside in _shadowtap_ship_rejects: {status['rejected']}")
+    for reject in status["latest_rejects"]:
+        lines.append(f"  {reject['rejected_at']:%Y-%m-%d %H:%M:%S} {reject['table_name']} {reject['row_id']}: "
+                     f"{reject['error']}: {reject['reason']}")
+    return "\n".join(lines)
 
 
 def spool_redactor(config):

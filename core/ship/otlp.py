@@ -1,5 +1,7 @@
-"""OtlpExporter: shipped exchanges and shadow calls as OpenTelemetry GenAI spans, and shipped scores
-as `gen_ai.evaluation.result` events, sent over OTLP/HTTP from the shipper (never the live process).
+"""OtlpExporter: shipped exchanges and shadow calls as OpenTelemetry GenAI spans, and scores (shipped
+from a spool, or written into the shared store by eval workers and found there by the shipper
+that holds the score export) as `gen_ai.evaluation.result` events, sent over OTLP/HTTP from the
+shipper (never the live process).
 
 Span and trace ids come from the exchange id (and the candidate's name), so a shadow call's span
 joins its exchange's trace, and a score's event points at the span of the answer it judged, even

@@ -316,3 +316,55 @@ def m009_review_queues(db: Database) -> None:
         not_null={"queue_id", "exchange_id", "reviewer", "feedback_id", "labelled_at"},
     )
     db.table("review_queue_labels").create_index(["queue_id", "exchange_id"])
+
+
+@migrations()
+def m010_canary(db: Database) -> None:
+    # Canaries (`shadowtap canary`): who answered each live request, why a canaried one fell back to
+    # the primary, each candidate's current share of live traffic, and every change of that share.
+    # served_by: NULL or "primary" when the primary answered, else the candidate's name;
+    # fallback_reason: why a canaried request was answered by the primary (contract_invalid, ...).
+    db.table("exchanges").add_column("served_by", str)
+    db.table("exchanges").add_column("fallback_reason", str)
+    db.table("canary_state").create(
+        {
+            "candidate": str,           # a [[candidates]] name with a [candidates.canary] table
+            "share": float,             # share of eligible live requests it answers, 0 .. 1
+            "status": str,              # off | running | rolled_back
+            "changed_by": str,          # `--by`, the OS user, or "guard" for an automatic rollback
+            "changed_at": float,        # Unix seconds
+            "reason": str,
+            "guard": str,               # the guard that rolled it back, when one did
+        },
+        pk="candidate",
+        not_null={"share", "status", "changed_by", "changed_at"},
+    )
+    db.table("canary_events").create(
+        {
+            "id": str,                  # "ce_" + random hex
+            "candidate": str,
+            "at": float,                # Unix seconds
+            "share_before": float,
+            "share_after": float,
+            "changed_by": str,
+            "reason": str,
+            "guard": str,               # the guard that fired, for an automatic rollback
+            "window_json": str,         # JSON: the guard window and its numbers, for an automatic rollback
+        },
+        pk="id",
+        not_null={"candidate", "at", "share_before", "share_after", "changed_by"},
+    )
+    db.table("canary_events").create_index(["candidate", "at"])
+
+
+@migrations()
+def m011_cache_tokens_and_worker_lag(db: Database) -> None:
+    # Prompt tokens written to and read from the provider's prompt cache (Anthropic's
+    # cache_creation/cache_read_input_tokens, OpenAI's cached_tokens): already counted in
+    # prompt_tokens, priced at the cache rates in cost_usd. NULL when the API reported none.
+    db.table("exchanges").add_column("cache_creation_tokens", int)
+    db.table("exchanges").add_column("cache_read_tokens", int)
+    # How long the request waited for the shadow worker to start this call (NULL for a skip).
+    db.table("shadows").add_column("worker_lag_ms", float)
+    # The shipper's score export to OTLP reads the scores written since it last looked.
+    db.table("scores").create_index(["scored_at"])

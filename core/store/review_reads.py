@@ -23,9 +23,10 @@ SCORE_SORTS = {"score_low": "score_value, e.id", "score_high": "score_value desc
 class ReviewFilter:
     """What the exchange list can be narrowed by; every field is optional.
 
-    `candidate` keeps exchanges a candidate answered; `evaluator` (with `source`, the primary or a
-    candidate) adds that score to each row and `min_score`/`max_score` bound it; `disagreement`
-    keeps exchanges where the candidate's agreement label is not `agree`.
+    `candidate` keeps exchanges a candidate answered (or, with `failed`, whose call to it erred or
+    timed out); `evaluator` (with `source`, the primary or a candidate) adds that score to each row
+    and `min_score`/`max_score` bound it; `disagreement` keeps exchanges where the candidate's
+    agreement label is not `agree`.
     """
 
     candidate: str | None = None
@@ -34,6 +35,7 @@ class ReviewFilter:
     min_score: float | None = None
     max_score: float | None = None
     disagreement: bool = False
+    failed: bool = False            # with `candidate`: its call erred or timed out
     outcome: str | None = None      # a feedback outcome; "none" for exchanges nobody reviewed
     tag: str | None = None          # "name=value"
     task: str | None = None
@@ -106,8 +108,9 @@ class ReviewReads:
             clauses.append("(e.request_json like :search or e.response_text like :search)")
             params["search"] = f"%{chosen.search}%"
         if chosen.candidate:
+            outcomes = "('error', 'timeout')" if chosen.failed else "('ok')"
             clauses.append("exists (select 1 from shadows sh where sh.exchange_id = e.id "
-                           "and sh.candidate = :candidate and sh.outcome = 'ok')")
+                           f"and sh.candidate = :candidate and sh.outcome in {outcomes})")
             params["candidate"] = chosen.candidate
         if chosen.disagreement:
             clauses.append("exists (select 1 from scores a where a.exchange_id = e.id and a.evaluator = 'agreement' "

@@ -23,6 +23,11 @@ class TrafficSummary:
         return self.sql.execute("select count(*) from exchanges where task is not null and task is distinct from ?",
                                 [except_task]).fetchone()[0]
 
+    def served_by_counts(self) -> dict[str, int]:
+        """Exchanges by who answered the app: "primary" (no canary, or a fallback) or a candidate."""
+        rows = self.sql.query("select coalesce(served_by, 'primary') who, count(*) n from exchanges group by 1")
+        return {row["who"]: row["n"] for row in rows}
+
     def count_with_metadata(self) -> int:
         """Exchanges whose request carried the `shadowtap` body field (contexts, say)."""
         return self.sql.execute("select count(*) from exchanges where shadowtap_metadata is not null").fetchone()[0]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from shadowtap.core.config import OutcomesConfig
 from shadowtap.core.store.report_reads import ReportReads
+from shadowtap.evaluators.report.canary_section import build_canary_section
 from shadowtap.evaluators.report.figures import key_figures
 from shadowtap.evaluators.report.model import (
     SCHEMA_VERSION,
@@ -21,6 +22,7 @@ from shadowtap.evaluators.report.model import (
     TrendPoint,
 )
 from shadowtap.evaluators.report.outcomes_build import OUTCOME_METHODS, build_outcomes
+from shadowtap.evaluators.report.slices import overall_slice, slices_by
 from shadowtap.evaluators.report.source import (
     PRIMARY,
     REPORT_EVALUATORS,
@@ -60,8 +62,10 @@ METHODS = {
     "contract_valid": "share of contract scores labelled valid (candidate; primary on the same exchanges)",
     "refusal": "candidate: labels both_refused or refused_where_primary_answered over refusal scores; "
                "primary: label refused, on the same exchanges",
-    "latency": "p50/p95 (linear interpolation) of candidate and primary latency over exchanges where both "
-               "are known; ratio = candidate percentile / primary percentile; ttft likewise (streams)",
+    "latency": "p50/p95 (linear interpolation) of candidate and baseline latency over exchanges where both "
+               "are known; ratio = candidate percentile / baseline percentile; ttft likewise (streams); the "
+               "baseline (latency.baseline) is the primary twin, timed by the same shadow worker, when it "
+               "answered at least 20 of the candidate's exchanges, else the primary's live latency",
     "cost": "cost per 1,000 requests = mean cost_usd x 1000 over answered exchanges where both costs are "
             "known; tokens = mean total tokens per request; ratios candidate / primary",
     "significantly_worse": "faithfulness, grounding: paired 95% t-interval of the difference wholly below 0; "
@@ -96,7 +100,7 @@ def build_report(reads: ReportReads, *, store: str, since: str | None = None, un
     return ReportData(
         schema_version=SCHEMA_VERSION,
         generated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        store=store, since=since, until=until, window=window or DEFAULT_WINDOW, exchanges=len(data.exchanges),
+        store=store, since=since, until=until, window=window or DEFAULT_WINDOW, exchanges=data.exchange_count,
         candidates=reports,
         trends=[point for name in names for point in trends(data, name, step)],
         distributions=distributions(data, names),
@@ -105,25 +109,20 @@ def build_report(reads: ReportReads, *, store: str, since: str | None = None, un
         worst_disagreements=[row for name in names for row in worst_disagreements(data, name)],
         methods={**METHODS, **OUTCOME_METHODS},
         outcomes=build_outcomes(data.exchanges, feedback, outcomes or OutcomesConfig()),
+        canary=build_canary_section(reads, since=since, until=until, outcomes=outcomes or OutcomesConfig()),
     )
 
 
 def candidate_report(data: ReportInput, name: str) -> CandidateReport:
-    by_category: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for row in data.shadows.get(name, []):
-        for pair in categories_of(data.exchanges[row["exchange_id"]]):
-            by_category[pair].add(row["exchange_id"])
-    # The category's whole traffic, not just the candidate's rows, so its twin noise floor is complete.
-    members: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for exchange_id, exchange in data.exchanges.items():
-        for pair in categories_of(exchange):
-            if pair in by_category:
-                members[pair].add(exchange_id)
-    categories = [CategoryReport(dimension, value, key_figures(data, name, members[dimension, value]))
-                  for dimension, value in sorted(by_category, key=_category_order)]
+    # Each category's slice holds its whole traffic's twin scores, so its noise floor is complete.
+    by_category = slices_by(data, name, categories_of)
+    categories = [CategoryReport(dimension, value, key_figures(part.data, name, part.exchange_ids))
+                  for (dimension, value), part in sorted(by_category.items(), key=lambda kv: _category_order(kv[0]))]
     rows = data.shadows.get(name, [])
     model = next((row["model"] for row in reversed(rows) if row["model"]), None)
-    return CandidateReport(name=name, model=model, overall=key_figures(data, name), categories=categories)
+    overall = overall_slice(data, name)
+    return CandidateReport(name=name, model=model, overall=key_figures(overall.data, name, overall.exchange_ids),
+                           categories=categories)
 
 
 def _category_order(pair: tuple[str, str]) -> tuple[int, str, str]:
@@ -136,12 +135,10 @@ def window_start(moment: datetime, step: timedelta) -> datetime:
 
 
 def trends(data: ReportInput, name: str, step: timedelta) -> list[TrendPoint]:
-    buckets: dict[datetime, set[str]] = defaultdict(set)
-    for exchange_id, exchange in data.exchanges.items():
-        buckets[window_start(exchange["started_dt"], step)].add(exchange_id)
+    buckets = slices_by(data, name, lambda exchange: (window_start(exchange["started_dt"], step),))
     points = []
     for start in sorted(buckets):
-        figures = key_figures(data, name, buckets[start])
+        figures = key_figures(buckets[start].data, name, buckets[start].exchange_ids)
         if figures.samples or figures.calls.made or figures.calls.skipped:
             points.append(TrendPoint(name, start.isoformat(), (start + step).isoformat(), figures))
     return points
@@ -166,9 +163,9 @@ def distributions(data: ReportInput, names: list[str]) -> list[ScoreDistribution
 
 
 def latency_samples(data: ReportInput, names: list[str]) -> list[LatencySamples]:
-    sources = [(PRIMARY, list(data.exchanges.values()))]
-    sources += [(name, [row for row in data.shadows.get(name, []) if row["outcome"] == "ok"]) for name in names]
-    result = []
+    result = [LatencySamples(PRIMARY, len(data.primary_latency), thin(data.primary_latency, LATENCY_SAMPLE_CAP),
+                             len(data.primary_ttft), thin(data.primary_ttft, LATENCY_SAMPLE_CAP))]
+    sources = [(name, [row for row in data.shadows.get(name, []) if row["outcome"] == "ok"]) for name in names]
     for source, rows in sources:
         latency = [row["latency_ms"] for row in rows if row["latency_ms"] is not None]
         ttft = [row["ttft_ms"] for row in rows if row["ttft_ms"] is not None]

@@ -10,6 +10,7 @@ import orjson
 
 from shadowtap.core.captures_cli import time_option
 from shadowtap.core.cli_common import fail_usage, load_config_or_exit, open_store_or_exit
+from shadowtap.evaluators.report.exchange_links import DEFAULT_UI_URL
 
 _config_option = click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                               help="Config file: [gate] thresholds, and the store unless --store is given.")
@@ -33,26 +34,35 @@ _candidate_option = click.option("--candidate", metavar="NAME", help="Only this 
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print the report as Markdown tables.")
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write a self-contained HTML report with charts to FILE.")
+@click.option("--ui-url", default=DEFAULT_UI_URL, show_default=True, metavar="URL",
+              help="Where `shadowtap ui` runs: the HTML report's failing figures link to their exchanges there.")
+@click.option("--details", is_flag=True,
+              help="On the terminal, follow the verdicts with every table: quality, operations, categories, "
+                   "windows and outcomes (the HTML, JSON and Markdown always hold them).")
 @click.option("--gate", "with_gate", is_flag=True,
               help="Print every [gate] check too, and exit 1 if any fails (the verdict is always shown).")
 def report_command(config_path, store_path, since, until, candidate, window, as_json, as_markdown, html_path,
-                   with_gate) -> None:
+                   ui_url, details, with_gate) -> None:
     """Compare each candidate with the primary: overall, by category and per time window.
 
-    It opens with each candidate's verdict against the [gate] thresholds (the same checks
-    `shadowtap gate` exits on). Agreement is read against the primary's own noise (its twin),
-    score means carry 95% intervals and are paired with the primary's on the same exchanges, and
-    categories where the candidate is significantly worse are marked.
+    It opens with one line per candidate: READY, NOT READY or NOT ENOUGH DATA against the [gate]
+    thresholds (the same checks `shadowtap gate` exits on), with the figure and 95% interval of
+    each failing check. On the terminal the tables follow only with --details. Agreement is read
+    against the primary's own noise (its twin), score means carry 95% intervals and are paired
+    with the primary's on the same exchanges, and categories where the candidate is significantly
+    worse are marked.
 
     Exit codes: 0 done (or the gate passed); 1 the gate failed (with --gate);
     2 usage or config error.
     """
     if as_json and as_markdown:
         fail_usage("--json and --markdown are alternatives: pass one")
+    if not ui_url.startswith(("http://", "https://")):
+        fail_usage(f"--ui-url {ui_url!r}: expected an http:// or https:// address, such as {DEFAULT_UI_URL}")
     # The verdict is always the gate's: every format shows it; --gate adds every check and the exit code.
     report, gate = _build(config_path, store_path, since, until, candidate, window)
     if html_path:
-        _write_html(report, html_path)
+        _write_html(report, html_path, ui_url)
     if as_json:
         click.echo(orjson.dumps(report.to_json()).decode())
     elif as_markdown:
@@ -62,7 +72,7 @@ def report_command(config_path, store_path, since, until, candidate, window, as_
     else:
         from shadowtap.evaluators.report.render_terminal import render_terminal
 
-        render_terminal(report, checks=with_gate)
+        render_terminal(report, checks=with_gate, details=details)
     if with_gate and not gate.passed:
         sys.exit(1)
 
@@ -118,7 +128,7 @@ def _build(config_path, store_path, since, until, candidate, window):
     return replace(report, gate=gate), gate
 
 
-def _write_html(report, html_path: str) -> None:
+def _write_html(report, html_path: str, ui_url: str) -> None:
     try:
         from shadowtap.evaluators.report.render_html import render_html
     except ModuleNotFoundError as exc:
@@ -126,7 +136,7 @@ def _write_html(report, html_path: str) -> None:
             raise
         fail_usage("--html: the HTML renderer (evaluators.report.render_html) is not installed in this build")
     try:
-        Path(html_path).write_text(render_html(report), encoding="utf-8")
+        Path(html_path).write_text(render_html(report, ui_url=ui_url), encoding="utf-8")
     except OSError as exc:
         fail_usage(f"--html: cannot write {html_path!r}: {exc.strerror or exc}")
     click.echo(f"wrote {html_path}", err=True)

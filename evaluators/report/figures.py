@@ -21,7 +21,7 @@ from shadowtap.evaluators.report.model import (
     PairedMean,
     Rate,
 )
-from shadowtap.evaluators.report.source import PRIMARY, ReportInput
+from shadowtap.evaluators.report.source import PRIMARY, TWIN, ReportInput
 from shadowtap.evaluators.report.stats import (
     DIFFERENCE_RANGE,
     SCORE_RANGE,
@@ -36,6 +36,7 @@ AGREE_AT = 0.9          # evaluators.agreement's "agree" threshold: below it an 
 ALPHA = 0.05
 REFUSED_LABELS = frozenset({"both_refused", "refused_where_primary_answered"})
 CALL_OUTCOMES = ("ok", "error", "timeout")
+TWIN_BASELINE_MIN_PAIRS = 20  # fewer twin answers than this: a p95 over them is noise; the primary's is used
 
 
 def key_figures(data: ReportInput, candidate: str, exchange_ids: Collection[str] | None = None) -> KeyFigures:
@@ -115,10 +116,25 @@ def _label_rate(data: ReportInput, source: str, exchange_ids: list[str], evaluat
     return wilson(sum(score.label in labels for score in scored), len(scored))
 
 
+def latency_baseline(data: ReportInput, answered: list[dict]) -> tuple[str, dict[str, dict]]:
+    """What a candidate's latency is compared with: the primary twin's answers to the same
+    exchanges when at least TWIN_BASELINE_MIN_PAIRS of them exist (the twin is timed by the same
+    worker, client and clock as the candidate), else the primary's live latency, which the
+    candidate's path cannot match (the worker's own overhead is in every candidate figure)."""
+    twin_rows = {row["exchange_id"]: row for row in data.shadows.get(TWIN, ()) if row["outcome"] == "ok"}
+    paired = sum(row["exchange_id"] in twin_rows and row["latency_ms"] is not None
+                 and twin_rows[row["exchange_id"]]["latency_ms"] is not None for row in answered)
+    if paired >= TWIN_BASELINE_MIN_PAIRS:
+        return TWIN, twin_rows
+    return PRIMARY, data.exchanges
+
+
 def _latency(data: ReportInput, answered: list[dict]) -> LatencyFigures:
-    pairs = [(row["latency_ms"], data.exchanges[row["exchange_id"]]["latency_ms"]) for row in answered]
+    baseline, rows = latency_baseline(data, answered)
+    pairs = [(row["latency_ms"], rows[row["exchange_id"]]["latency_ms"]) for row in answered
+             if row["exchange_id"] in rows]
     pairs = [(mine, theirs) for mine, theirs in pairs if mine is not None and theirs is not None]
-    ttft = [(row["ttft_ms"], data.exchanges[row["exchange_id"]]["ttft_ms"]) for row in answered]
+    ttft = [(row["ttft_ms"], rows[row["exchange_id"]]["ttft_ms"]) for row in answered if row["exchange_id"] in rows]
     ttft = [(mine, theirs) for mine, theirs in ttft if mine is not None and theirs is not None]
     mine, theirs = [a for a, _ in pairs], [b for _, b in pairs]
     c50, c95, p50, p95 = percentile(mine, .5), percentile(mine, .95), percentile(theirs, .5), percentile(theirs, .95)
@@ -126,7 +142,7 @@ def _latency(data: ReportInput, answered: list[dict]) -> LatencyFigures:
     return LatencyFigures(n=len(pairs), candidate_p50_ms=c50, candidate_p95_ms=c95, primary_p50_ms=p50,
                           primary_p95_ms=p95, p50_ratio=ratio(c50, p50), p95_ratio=ratio(c95, p95),
                           ttft_n=len(ttft), candidate_ttft_p50_ms=t_mine, primary_ttft_p50_ms=t_theirs,
-                          ttft_p50_ratio=ratio(t_mine, t_theirs))
+                          ttft_p50_ratio=ratio(t_mine, t_theirs), baseline=baseline)
 
 
 def total_tokens(row: dict) -> int | None:

@@ -14,6 +14,7 @@ with feedback.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from shadowtap.core.config import GateConfig
 from shadowtap.core.config.gate import OUTCOME_CHECKS_OFF
@@ -54,9 +55,36 @@ _CHECKS: list[tuple[str, str, Callable[[KeyFigures], float | None], str]] = [
     ("max_contract_invalid_rate", "<=", _invalid_rate, "no contract scores for the candidate"),
     ("max_error_rate", "<=", lambda f: f.calls.failure_rate.rate, "no shadow calls made"),
     ("max_latency_p95_ratio", "<=", lambda f: f.latency.p95_ratio,
-     "no exchange with both latencies known (or the primary's p95 is 0)"),
+     "no exchange with both latencies known (or the baseline's p95 is 0: the twin's, else the primary's)"),
     ("max_cost_ratio", "<=", lambda f: f.cost.ratio, "no exchange with both costs known (or the primary's is 0)"),
 ]
+
+
+def _drop_interval(paired) -> tuple[float | None, float | None]:
+    low, high = paired.difference.low, paired.difference.high
+    return (None, None) if low is None or high is None else (0.0 - high, 0.0 - low)
+
+
+def _above_noise_interval(figures: KeyFigures) -> tuple[float | None, float | None]:
+    agreement = figures.agreement
+    low, high, noise = agreement.candidate.low, agreement.candidate.high, agreement.noise.mean
+    return (None, None) if low is None or high is None or noise is None else (low - noise, high - noise)
+
+
+def _invalid_interval(figures: KeyFigures) -> tuple[float | None, float | None]:
+    valid = figures.contract_valid
+    return (None, None) if valid.low is None or valid.high is None else (1 - valid.high, 1 - valid.low)
+
+
+# The 95% interval of a check's figure, for the checks whose figure has one: a failing check is
+# shown with it, so a reader sees whether the figure is far past the threshold or barely.
+_INTERVALS: dict[str, Callable[[KeyFigures], tuple[float | None, float | None]]] = {
+    "min_agreement_above_noise": _above_noise_interval,
+    "max_faithfulness_drop": lambda f: _drop_interval(f.faithfulness),
+    "max_grounding_drop": lambda f: _drop_interval(f.grounding),
+    "max_contract_invalid_rate": _invalid_interval,
+    "max_error_rate": lambda f: (f.calls.failure_rate.low, f.calls.failure_rate.high),
+}
 
 
 # (check, comparison, figure from the outcomes section, why the figure can be missing)
@@ -139,8 +167,15 @@ def _gated_dimension(dimension: str, wanted: list[str]) -> bool:
 
 
 def _figure_checks(name: str, scope: str, figures: KeyFigures, gate: GateConfig) -> list[GateCheck]:
-    return [_compare(name, scope, check, figure(figures), getattr(gate, check), comparison, missing)
-            for check, comparison, figure, missing in _CHECKS]
+    checks = []
+    for check, comparison, figure, missing in _CHECKS:
+        result = _compare(name, scope, check, figure(figures), getattr(gate, check), comparison, missing)
+        interval = _INTERVALS.get(check)
+        if interval is not None and result.figure is not None:
+            low, high = interval(figures)
+            result = replace(result, low=low, high=high)
+        checks.append(result)
+    return checks
 
 
 def _compare(name: str, scope: str, check: str, figure: float | None, threshold: float, comparison: str,

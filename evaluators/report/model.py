@@ -8,7 +8,10 @@ never rename or remove one without bumping `SCHEMA_VERSION`. A figure that canno
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # canary_model uses this module's Rate and Interval
+    from shadowtap.evaluators.report.canary_model import CanarySection
 
 SCHEMA_VERSION = 1
 
@@ -85,8 +88,11 @@ class CallCounts:
 
 @dataclass(frozen=True)
 class LatencyFigures:
-    """Percentiles over the exchanges where both the candidate and the primary have the figure;
-    ratios are candidate percentile over primary percentile (None when the primary's is 0)."""
+    """Percentiles over the exchanges where both the candidate and its baseline have the figure;
+    ratios are candidate percentile over baseline percentile (None when the baseline's is 0).
+    The baseline is the primary twin's answers when there are enough of them (timed by the same
+    shadow worker as the candidate), else the primary's live latency: `baseline` says which, and
+    the `primary_*` figures are the baseline's."""
 
     n: int
     candidate_p50_ms: float | None
@@ -99,6 +105,7 @@ class LatencyFigures:
     candidate_ttft_p50_ms: float | None
     primary_ttft_p50_ms: float | None
     ttft_p50_ratio: float | None
+    baseline: str = "primary"     # primary_twin | primary
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,8 @@ class GateCheck:
     comparison: str               # ">=" or "<=": the figure passes when `figure comparison threshold`
     status: str                   # pass | fail | skipped
     reason: str | None = None     # why skipped, or what failed
+    low: float | None = None      # the figure's 95% interval, when the figure has one
+    high: float | None = None
 
 
 READY, NOT_READY, NOT_ENOUGH_DATA = "ready", "not_ready", "not_enough_data"
@@ -381,6 +390,7 @@ class ReportData:
     methods: dict[str, str]       # how each figure and test is computed, in words
     gate: GateVerdict | None = None
     outcomes: OutcomesReport | None = None   # None only for reports built without the store's feedback
+    canary: CanarySection | None = None      # None when the range holds no canary (evaluators/report/canary_section.py)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict of lists, dicts, strings, numbers and None, ready for orjson."""

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shadowtap.evaluators.report.error_reasons import describe_reasons
+from shadowtap.evaluators.report.exchange_links import DEFAULT_UI_URL, exchanges_path
 from shadowtap.evaluators.report.html_assets import (
     CANDIDATE_COLOURS,
     HEAT_SCALE,
@@ -25,8 +26,8 @@ from shadowtap.evaluators.report.html_assets import (
     html_page,
     ticks,
 )
-from shadowtap.evaluators.report.model import READY
-from shadowtap.evaluators.report.tables import VERDICT_NAMES, WRONG_SIDE
+from shadowtap.evaluators.report.model import READY, GateCheck
+from shadowtap.evaluators.report.tables import VERDICT_NAMES, check_text
 
 PRIMARY = "primary"
 Cell = str | tuple[str, str]   # pre-escaped HTML, or (HTML, CSS class)
@@ -44,8 +45,10 @@ _TREND_METRICS = (("agreement above noise", ("agreement", "above_noise")),
                   ("latency p95 ratio", ("latency", "p95_ratio")))
 
 
-def render_html(report: Any) -> str:
-    """The report page for a `ReportData` (or its `to_json()` dict)."""
+def render_html(report: Any, *, ui_url: str = DEFAULT_UI_URL) -> str:
+    """The report page for a `ReportData` (or its `to_json()` dict). Each failing figure of the
+    verdict links to the exchanges behind it in the review UI at `ui_url` (`shadowtap ui`)."""
+    from shadowtap.evaluators.report.render_html_canary import canary_section  # it imports this module's helpers
     from shadowtap.evaluators.report.render_html_outcomes import outcomes_section  # it imports this module's helpers
 
     data: Mapping[str, Any] = report.to_json() if hasattr(report, "to_json") else report
@@ -55,12 +58,13 @@ def render_html(report: Any) -> str:
             candidates.append(source)
     colours = {PRIMARY: PRIMARY_COLOUR} | distinct_colours(candidates, CANDIDATE_COLOURS)
     body = "\n".join([
-        _header(data), _verdicts(data.get("gate")), _summary(data), _gate(data.get("gate")),
+        _header(data), _verdicts(data.get("gate"), ui_url.rstrip("/")), _summary(data), _gate(data.get("gate")),
         _section("Score distributions", _distributions(data.get("distributions") or [], colours)),
         _section("Latency", _latency(data.get("latency_samples") or [], colours)),
         _section("Trends", _trends(data.get("trends") or [], data.get("window"), colours)),
         _section("Categories", _heatmap(data.get("heatmap") or [], candidates)),
         _section("Human outcomes", outcomes_section(data.get("outcomes"))),
+        *([_section("Canary", canary_section(data["canary"]))] if data.get("canary") else []),
         _section("Worst disagreements", _disagreements(data.get("worst_disagreements") or [])),
         _methods(data.get("methods") or {}),
         f'<footer>shadowtap report, schema {_e(data.get("schema_version"))}. This file loads nothing '
@@ -153,7 +157,8 @@ _SUMMARY_ROWS = (
     ("errors, timeouts (of calls made)", lambda f: f'errors {_rate(_dig(f, ("calls", "error_rate")))}, '
                                                    f'timeouts {_rate(_dig(f, ("calls", "timeout_rate")))}'),
     ("top error reasons", lambda f: _e(describe_reasons(_dig(f, ("calls", "error_reasons")) or {})) or "–"),
-    ("latency p50 / p95 ×", lambda f: f'{_num(_dig(f, ("latency", "p50_ratio")))} / {_num(_dig(f, ("latency", "p95_ratio")))}'),
+    ("latency p50 / p95 ×", lambda f: f'{_num(_dig(f, ("latency", "p50_ratio")))} / {_num(_dig(f, ("latency", "p95_ratio")))}'
+                                      + (" vs twin" if _dig(f, ("latency", "baseline")) == "primary_twin" else "")),
     ("time to first token p50 ×", lambda f: _num(_dig(f, ("latency", "ttft_p50_ratio")))),
     ("cost per 1k requests (USD) ×", lambda f: _num(_dig(f, ("cost", "ratio")))),
     ("tokens per request ×", lambda f: _num(_dig(f, ("cost", "tokens_ratio")))),
@@ -185,30 +190,26 @@ def _verdict_cell(verdict: Mapping[str, Any] | None) -> Cell:
         "pass" if verdict.get("verdict") == READY else "fail")
 
 
-def _verdicts(gate: Mapping[str, Any] | None) -> str:
-    """Each candidate's verdict and the failing checks behind it: the gate's own, so the page cannot disagree."""
+def _verdicts(gate: Mapping[str, Any] | None, ui_url: str) -> str:
+    """Each candidate's verdict and the failing checks behind it: the gate's own, so the page cannot
+    disagree. Each failing check links to its exchanges in the review UI."""
     items = (gate or {}).get("candidates") or []
     if not items:
         return ""
-    rows: list[list[Cell]] = [[_e(v.get("candidate")), _verdict_cell(v), _e(_why(v))] for v in items]
+    rows: list[list[Cell]] = [[_e(v.get("candidate")), _verdict_cell(v), _why(v, ui_url)] for v in items]
     return _section("Verdict", "<p>Each candidate against the [gate] thresholds: the checks shadowtap gate exits "
-                               "on.</p>" + _table(["candidate", "verdict", "why"], rows))
+                               f'on. Each failing figure opens its exchanges in the review UI (<code>shadowtap ui'
+                               f"</code> at {_e(ui_url)}).</p>" + _table(["candidate", "verdict", "why"], rows))
 
 
-def _why(verdict: Mapping[str, Any]) -> str:
-    failed = verdict.get("failed") or []
+def _why(verdict: Mapping[str, Any], ui_url: str) -> str:
+    """The failing checks as links (HTML), or how many passed (as tables.why words it)."""
+    failed = [GateCheck(**check) for check in verdict.get("failed") or []]
     if failed:
-        return "; ".join(_check_text(check) for check in failed)
+        return "; ".join(f'<a href="{_e(ui_url + exchanges_path(check))}">{_e(check_text(check))}</a>'
+                         for check in failed)
     skipped = verdict.get("skipped") or 0
-    return f'all {(verdict.get("checks") or 0) - skipped} checks passed' + (f", {skipped} skipped" if skipped else "")
-
-
-def _check_text(check: Mapping[str, Any]) -> str:
-    """As tables.check_text, from the JSON dict."""
-    scope = "" if check.get("scope") == "overall" else f'{check.get("scope")} '
-    figure = "–" if check.get("figure") is None else f'{check["figure"]:.3g}'
-    side = WRONG_SIDE.get(str(check.get("comparison")), "")
-    return f'{scope}{check.get("check")} {figure} {side} {check.get("threshold"):g}'
+    return _e(f'all {(verdict.get("checks") or 0) - skipped} checks passed' + (f", {skipped} skipped" if skipped else ""))
 
 
 def _gate(gate: Mapping[str, Any] | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shadowtap.evaluators.report.canary_section import canary_tables
 from shadowtap.evaluators.report.model import ReportData
 from shadowtap.evaluators.report.outcome_tables import outcome_tables, outcomes_note
 from shadowtap.evaluators.report.tables import TextTable, gate_table, report_tables, verdict_table
@@ -31,7 +32,7 @@ def render_markdown(report: ReportData, *, checks: bool = True) -> str:
         parts.append(markdown_table(verdict_table(report.gate)))
     parts += [markdown_table(table) for table in report_tables(report)]
     parts.append(_cell(outcomes_note(report.outcomes)) + "\n")
-    parts += [markdown_table(table) for table in outcome_tables(report.outcomes)]
+    parts += [markdown_table(table) for table in outcome_tables(report.outcomes) + canary_tables(report.canary)]
     if report.gate is not None and checks:
         parts.append(markdown_table(gate_table(report.gate)))
     return "\n".join(parts)

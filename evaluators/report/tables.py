@@ -14,10 +14,12 @@ from shadowtap.evaluators.report.model import (
     GateVerdict,
     Interval,
     KeyFigures,
+    LatencyFigures,
     PairedMean,
     Rate,
     ReportData,
 )
+from shadowtap.evaluators.report.source import TWIN
 
 NONE = "–"
 
@@ -84,25 +86,34 @@ def operations_cells(figures: KeyFigures) -> list[str]:
     skipped = ", ".join(f"{reason} {count}" for reason, count in calls.skipped.items())
     per_1k = NONE if cost.candidate_per_1k_usd is None else f"${cost.candidate_per_1k_usd:.4f}"
     return [str(calls.made), skipped, percent(calls.error_rate), percent(calls.timeout_rate),
-            describe_reasons(calls.error_reasons), times(latency.p50_ratio), times(latency.p95_ratio),
+            describe_reasons(calls.error_reasons), times(latency.p50_ratio), against(latency),
             times(latency.ttft_p50_ratio), per_1k, times(cost.ratio), times(cost.tokens_ratio)]
 
 
+def against(latency: LatencyFigures) -> str:
+    """The p95 ratio, naming the twin when it is the baseline (the table's title names the primary)."""
+    figure = times(latency.p95_ratio)
+    return f"{figure} vs twin" if latency.baseline == TWIN and latency.p95_ratio is not None else figure
+
+
 def check_text(check: GateCheck) -> str:
-    """A failed check as `max_grounding_drop 0.163 > 0.05` (the figure, on the wrong side of the
-    threshold), with the scope when it is not overall."""
+    """A failed check as `max_grounding_drop 0.163 [0.057, 0.269] > 0.05` (the figure with its 95%
+    interval when it has one, on the wrong side of the threshold), with the scope when it is not
+    overall."""
     figure = NONE if check.figure is None else f"{check.figure:.3g}"
+    if check.low is not None and check.high is not None:
+        figure += f" [{check.low:.3g}, {check.high:.3g}]"
     scope = "" if check.scope == "overall" else f"{check.scope} "
     return f"{scope}{check.check} {figure} {WRONG_SIDE[check.comparison]} {check.threshold:g}"
 
 
 def verdict_table(verdict: GateVerdict) -> TextTable:
     """One line per candidate: its verdict and the checks that decide it (the gate's own)."""
-    rows = [[item.candidate, VERDICT_NAMES[item.verdict], _why(item)] for item in verdict.candidates]
+    rows = [[item.candidate, VERDICT_NAMES[item.verdict], why(item)] for item in verdict.candidates]
     return TextTable("verdict: each candidate against the [gate] thresholds", ["candidate", "verdict", "why"], rows)
 
 
-def _why(item: CandidateVerdict) -> str:
+def why(item: CandidateVerdict) -> str:
     """The failing checks, or how many passed (the HTML page words it alike: render_html._why)."""
     if item.failed:
         return "; ".join(check_text(check) for check in item.failed)

@@ -279,6 +279,7 @@ def _filter_from(params: Mapping[str, str]) -> tuple[ReviewFilter, str | None]:
     return ReviewFilter(
         candidate=params.get("candidate") or None, evaluator=evaluator if evaluator in EVALUATORS else None,
         source=params.get("source") or None, disagreement=params.get("disagreement") == "1",
+        failed=params.get("failed") == "1",
         outcome=params.get("outcome") or None, tag=params.get("tag") or None, task=params.get("task") or None,
         risk_tier=params.get("risk_tier") or None, endpoint=params.get("endpoint") or None,
         since=params.get("since") or None, until=params.get("until") or None, search=params.get("search") or None,

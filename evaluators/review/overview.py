@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 from shadowtap.core.config import ShadowtapConfig as Config
 from shadowtap.core.store import Store
 from shadowtap.evaluators.report.build import build_report
+from shadowtap.evaluators.report.exchange_links import exchanges_path
 from shadowtap.evaluators.report.gate import evaluate_gate
-from shadowtap.evaluators.report.model import CandidateReport, CategoryReport, GateCheck, Interval, Rate
+from shadowtap.evaluators.report.model import CandidateReport, CategoryReport, Interval, Rate
+from shadowtap.evaluators.report.tables import check_text
 
 WORST_CATEGORIES = 3
 VERDICT_TEXT = {"ready": "READY", "not_ready": "NOT READY", "not_enough_data": "NOT ENOUGH DATA"}
@@ -35,7 +37,8 @@ def build_overview(config: Config, store: Store) -> Overview:
     gate = evaluate_gate(report, config.gate)
     verdicts = [{"candidate": verdict.candidate, "verdict": verdict.verdict,
                  "verdict_text": VERDICT_TEXT.get(verdict.verdict, verdict.verdict.upper()),
-                 "failed": [_check_text(check) for check in verdict.failed]} for verdict in gate.candidates]
+                 "failed": [{"text": check_text(check), "link": exchanges_path(check)} for check in verdict.failed]}
+                for verdict in gate.candidates]
     outcomes = report.outcomes
     if outcomes is None:  # build_report always fills it; the model allows None for older JSON
         raise ValueError("the report has no outcomes section")
@@ -76,12 +79,6 @@ def _category_filter(category: CategoryReport) -> dict[str, str]:
     elif category.dimension.startswith("tag:"):
         chosen["tag"] = f"{category.dimension[4:]}={category.value}"
     return chosen
-
-
-def _check_text(check: GateCheck) -> str:
-    scope = "" if check.scope == "overall" else f" ({check.scope})"
-    figure = "no figure" if check.figure is None else f"{check.figure:.3g}"
-    return f"{check.check}{scope}: {figure} vs {check.comparison} {check.threshold:g}"
 
 
 def _rate(rate: Rate) -> str:

@@ -6,6 +6,11 @@ the live process a 17 MB body held the GIL for seconds (every client waited). Th
 thread sends each batch of raw exchanges over a pipe and waits, its GIL released, for the rows.
 A child that dies is restarted, and the batch is built again one exchange at a time, so an
 exchange that kills it costs itself only, counted as a build error.
+
+Under `shadowtap serve` this child is no longer started: a writer running on the event loop hands
+capture to the recorder process instead (recorder.py), which builds with `row_builder` in its own
+thread, and `RowBuilderProcess` only carries the settings there. The pipe round trip is what a
+writer without an event loop still uses.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import TypeVar
 from shadowtap.core.redaction import Redactor
 from shadowtap.proxy.capture.pricing import PriceTable
 from shadowtap.proxy.capture.record import CaptureRowBuilder, CaptureRows
+from shadowtap.proxy.capture.recorder_start import RowBuilderSettings as RowBuilderSettings  # where app.py finds it
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.process_names import CAPTURE_BUILDER, lower_priority, name_this_process
 
@@ -40,19 +46,6 @@ class BuildFailure:
 
     exchange_id: str | None
     error: str
-
-
-@dataclass(frozen=True)
-class RowBuilderSettings:
-    """What the child needs to build rows exactly as the live process would have."""
-
-    emails: bool
-    phones: bool
-    card_numbers: bool
-    patterns: tuple[str, ...]
-    replacement: str
-    client_key_salt: bytes | None
-    max_body_bytes: int
 
 
 Item = TypeVar("Item")
@@ -93,6 +86,7 @@ class RowBuilderProcess:
     """Builds rows for raw exchanges in a spawned child; ready CaptureRows pass through untouched."""
 
     def __init__(self, settings: RowBuilderSettings) -> None:
+        self.settings = settings  # what a capture recorder needs to build the same rows
         self._settings = settings
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe beside an event loop
         # Both set, or both None: _start sets them together once the child is running.
@@ -181,7 +175,7 @@ def serve_builds(connection: Connection, settings: RowBuilderSettings) -> None:
     name_this_process(CAPTURE_BUILDER)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     lower_priority(BUILDER_NICENESS, "capture builder")
-    build = _row_builder(settings).build_rows
+    build = row_builder(settings).build_rows
     while True:
         try:
             exchanges = receive_exchanges(connection)
@@ -238,6 +232,6 @@ def _out_of_band(data: bytes | bytearray):
     return pickle.PickleBuffer(data) if len(data) > _OUT_OF_BAND_BYTES else data
 
 
-def _row_builder(settings: RowBuilderSettings) -> CaptureRowBuilder:
+def row_builder(settings: RowBuilderSettings) -> CaptureRowBuilder:
     return CaptureRowBuilder(redactor=Redactor.from_rules(settings), prices=PriceTable.from_litellm_package(),
                              client_key_salt=settings.client_key_salt, max_body_bytes=settings.max_body_bytes)

@@ -88,6 +88,8 @@ class CaptureRowBuilder:
             "client_disconnected": int(raw.client_disconnected),
             "upstream_error": raw.upstream_error,
             "capture_truncated": 0,
+            "served_by": raw.served_by,
+            "fallback_reason": raw.fallback_reason,
         }
         row.update(self._request_fields(raw))
         row.update(self._response_fields(raw, dialect, row.get("model")))
@@ -184,6 +186,8 @@ class CaptureRowBuilder:
         fields["prompt_tokens"] = usage.get("prompt_tokens")
         fields["completion_tokens"] = usage.get("completion_tokens")
         fields["total_tokens"] = usage.get("total_tokens")
+        fields["cache_creation_tokens"] = usage.get("cache_creation_tokens")
+        fields["cache_read_tokens"] = usage.get("cache_read_tokens")
         model = assembled.model or request_model
         fields["cost_usd"] = self._prices.usage_cost_usd(model, usage)  # cache reads and writes at their rates
         return fields

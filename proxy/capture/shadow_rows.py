@@ -13,8 +13,10 @@ def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="microseconds")
 
 
-def shadow_row(exchange_id: str, target, started_at: float, stream: bool, result, prices: PriceTable) -> dict:
-    """`target` is a calls.CallTarget and `result` a calls.CallResult."""
+def shadow_row(exchange_id: str, target, started_at: float, stream: bool, result, prices: PriceTable, *,
+               worker_lag_ms: float | None = None) -> dict:
+    """`target` is a calls.CallTarget and `result` a calls.CallResult; `worker_lag_ms` is how long the
+    request waited for the shadow worker to start this call."""
     usage = result.usage or {}
     model = target.model
     cost = prices.cost_usd(model, usage.get("prompt_tokens"), usage.get("completion_tokens"))
@@ -28,6 +30,7 @@ def shadow_row(exchange_id: str, target, started_at: float, stream: bool, result
         "finish_reason": result.finish_reason, "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"), "total_tokens": usage.get("total_tokens"),
         "cost_usd": cost, "error_class": result.error_class, "error_message": result.error_message,
+        "worker_lag_ms": worker_lag_ms,
     }
 
 

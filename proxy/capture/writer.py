@@ -6,10 +6,17 @@ locked database) is kept and retried, so nothing already accepted is lost while 
 recovers; new captures wait in the bounded queue meanwhile and are dropped, counted as
 `store_failing`, once it is full. Each failing episode is logged when it starts and when it ends.
 `close` drains everything before returning.
+
+In `shadowtap serve` the writer does not stay in the live process: once the store opens, a writer
+started on a running event loop, whose row builder is a `RowBuilderProcess`, hands capture over to
+a recorder process (`recorder.py`, which runs this same class with an in-process builder) and from
+then on only frames exchanges onto its socket (`recorder_link.py`). Until then (a store that
+cannot be opened yet) captures wait here, in the bounded queue, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -21,9 +28,10 @@ from shadowtap.core.store import CaptureStore
 from shadowtap.core.store.errors import content_errors
 from shadowtap.proxy.capture.builder_process import BuildFailure
 from shadowtap.proxy.capture.record import CaptureRows
+from shadowtap.proxy.capture.recorder_link import RecorderLink
+from shadowtap.proxy.capture.recorder_start import RecorderOptions, RowBuilderSettings
 from shadowtap.proxy.dialects import dialect_for_path
 from shadowtap.proxy.exchange import RawExchange
-from shadowtap.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger("shadowtap.capture")
 
@@ -82,6 +90,28 @@ def held_bytes(exchange: RawExchange | CaptureRows) -> int:
     return 0
 
 
+class CaptureCounter(Protocol):
+    def inc(self, amount: int = 1) -> None: ...
+
+
+class LabelledCaptureCounter(Protocol):
+    def labels(self, label: str) -> CaptureCounter: ...
+
+
+class CaptureMetrics(Protocol):
+    """What the writer counts: ProxyMetrics in a live process, plain numbers in the recorder."""
+
+    @property
+    def capture_enqueued(self) -> CaptureCounter: ...
+    @property
+    def capture_dropped(self) -> LabelledCaptureCounter: ...
+    @property
+    def capture_written(self) -> CaptureCounter: ...
+    @property
+    def capture_write_errors(self) -> CaptureCounter: ...
+    def track_queue_depth(self, depth: Callable[[], int]) -> None: ...
+
+
 class RowBuilding(Protocol):
     """Makes store rows from a batch of items, one result per item, in order."""
 
@@ -95,7 +125,7 @@ class CaptureWriter:
     `make_build` turns the opened store into what makes rows from them (closed with the writer)."""
 
     def __init__(self, open_store: Callable[[], CaptureStore],
-                 make_build: Callable[[CaptureStore], RowBuilding], metrics: ProxyMetrics, *,
+                 make_build: Callable[[CaptureStore], RowBuilding], metrics: CaptureMetrics, *,
                  queue_size: int, batch_size: int, flush_interval_s: float,
                  capture_all_endpoints: bool = False, queue_max_bytes: int | None = None) -> None:
         self._open_store = open_store
@@ -114,12 +144,18 @@ class CaptureWriter:
         self._episode = FailureEpisode()
         self._in_hand = 0  # rows of the batch being written (for the loss count if it never lands)
         self._in_hand_bytes = 0  # raw bytes of that batch, released from the queue's count once done
-        metrics.track_queue_depth(self._queue.qsize)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._link: RecorderLink | None = None  # set once capture is handed to a recorder process
+        metrics.track_queue_depth(self.queue_depth)
 
     def start(self) -> None:
         """Open the store in the writer thread and wait for its first attempt. A store that cannot
         be opened (corrupt, locked, an unwritable directory) does not stop the proxy: the writer
         reports "failing", retries, and writes what waited in the queue once it opens."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # no event loop to hand exchanges over from: rows are written here
         self._thread = threading.Thread(target=self._run, name="shadowtap-capture-writer", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -127,6 +163,8 @@ class CaptureWriter:
             raise self._start_error
 
     def queue_depth(self) -> int:
+        if self._link is not None:
+            return self._link.queue_depth()
         return self._queue.qsize()
 
     def wait_for_queued_writes(self, timeout_s: float) -> None:
@@ -136,6 +174,12 @@ class CaptureWriter:
         exchange answered a moment ago (the feedback API, before it answers 404), from a worker
         thread: the request path never calls it, and it takes no lock the writer uses."""
         deadline = time.monotonic() + timeout_s
+        link = self._link
+        if link is not None:
+            sent = link.sent
+            while not link.settled(sent) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return
         while self._queue.qsize() and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(max(0.0, min(self._flush_interval_s + 0.05, deadline - time.monotonic())))
@@ -144,10 +188,14 @@ class CaptureWriter:
 
     def queued_bytes(self) -> int:
         """Bytes of raw exchanges queued or in the batch being written."""
+        if self._link is not None:
+            return self._link.pending_bytes()
         return self._queue.bytes_held
 
     def store_state(self) -> str:
         """"ok", or "failing" while writes to the store fail (captures wait in the queue)."""
+        if self._link is not None:
+            return self._link.store_state()
         return "failing" if self._episode.failing else "ok"
 
     def captures(self, path: str) -> bool:
@@ -159,6 +207,9 @@ class CaptureWriter:
         """Queue a capture without blocking; False (and counted) when dropped."""
         if isinstance(exchange, RawExchange) and not self.captures(exchange.path):
             return False
+        if self._link is not None and isinstance(exchange, RawExchange):
+            # (Ready CaptureRows come only from the shadow worker, whose writer has no recorder.)
+            return self._link.submit(exchange)
         refused = self._queue.offer(exchange, held_bytes(exchange))
         if refused is not None:
             # While writes fail the queue fills because the store is failing, not because of load.
@@ -174,6 +225,8 @@ class CaptureWriter:
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued, then stop the thread. A store that still fails gets a few
         more attempts; what cannot be written is counted as lost, never silently dropped."""
+        if self._link is not None:
+            self._close_link(timeout_s)
         if self._thread is None:
             return
         self._closing.set()
@@ -210,6 +263,10 @@ class CaptureWriter:
                 log.error("capture store never opened; %d captures lost at shutdown", stranded)
             return
         store, builder = opened
+        settings = getattr(builder, "settings", None)
+        if self._loop is not None and isinstance(settings, RowBuilderSettings):
+            self._hand_over(store, builder, settings)
+            return
         try:
             stopping = False
             while not stopping:
@@ -245,6 +302,45 @@ class CaptureWriter:
             self._episode.succeeded()
             self._ready.set()
             return store, builder
+
+    def _hand_over(self, store: CaptureStore, builder: RowBuilding, settings: RowBuilderSettings) -> None:
+        """From the writer thread, once the store opened: have the event loop start a recorder
+        process on the same store and send it what waited here. This thread then ends."""
+        target = str(getattr(store, "url", None) or store.path)  # a PostgreSQL URL with its password
+        builder.close()
+        store.close()
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._adopt_recorder, target, settings)
+        except RuntimeError:  # the loop closed meanwhile: nothing more will be captured here
+            log.error("the event loop closed before capture could be handed to its recorder")
+
+    def _adopt_recorder(self, target: str, settings: RowBuilderSettings) -> None:
+        """On the event loop: start the recorder and hand it the exchanges that waited here."""
+        if self._closing.is_set():
+            return
+        assert self._loop is not None
+        link = RecorderLink(target, settings, RecorderOptions(
+            queue_size=self._queue.maxsize, batch_size=self._batch_size, flush_interval_s=self._flush_interval_s,
+            capture_all_endpoints=self._capture_all, queue_max_bytes=self._queue.max_bytes),
+            self._metrics, self._loop, counted_enqueued=self._queue.qsize())
+        link.start_or_retry()
+        self._link = link
+        while True:
+            try:
+                item, size = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP and isinstance(item, RawExchange):
+                link.submit(item)
+            self._queue.release(size)
+
+    def _close_link(self, timeout_s: float) -> None:
+        link = self._link
+        assert link is not None
+        link.close(timeout_s)
+        self.written = link.written
+        self.lost_at_shutdown += link.lost_at_shutdown
 
     def _next_batch(self) -> tuple[list[RawExchange | CaptureRows], bool]:
         """Up to batch_size items, collected on the flush timer. The writer polls rather than

@@ -180,7 +180,21 @@ def normalise_usage(usage: object) -> dict | None:
         total = prompt + completion
     if prompt is None and completion is None and total is None:
         return None
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    normalised: dict = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    cached = _cached_prompt_tokens(usage)
+    if cached:
+        normalised["cache_read_tokens"] = cached
+    return normalised
+
+
+def _cached_prompt_tokens(usage: dict) -> int | None:
+    """Prompt tokens OpenAI read from its prompt cache (counted in prompt_tokens, billed lower):
+    `prompt_tokens_details.cached_tokens` (chat) or `input_tokens_details.cached_tokens` (Responses)."""
+    for key in ("prompt_tokens_details", "input_tokens_details"):
+        details = usage.get(key)
+        if isinstance(details, dict):
+            return int_or_none(details.get("cached_tokens"))
+    return None
 
 
 def choice_zero_deltas(event: dict) -> Iterator[dict]:

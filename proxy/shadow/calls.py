@@ -3,7 +3,9 @@
 The request's dialect says what the candidate is asked (`Dialect.shadow_request`); the candidate's
 `api` says how: Chat Completions through `litellm.acompletion`, which reaches any provider in its
 own API (so an Anthropic Messages primary is shadowed by an OpenAI-compatible candidate, and the
-other way round), or the Responses API through `litellm.aresponses`.
+other way round), or the Responses API through `litellm.aresponses`. Chat calls to an
+OpenAI-compatible `api_base` skip litellm (`direct.calls_directly` says which): the same request,
+deadline and recorded outcome, over the worker's pooled aiohttp session.
 
 Runs only in the shadow worker process (litellm costs seconds to import and milliseconds of CPU
 per call, which the live process must never pay).
@@ -18,11 +20,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from shadowtap.core.config import CandidateConfig
+from shadowtap.core.config import CandidateConfig, ShadowConfig
 from shadowtap.core.config.shadow import RESPONSES_API
 from shadowtap.core.secrets import scrub_secrets
 from shadowtap.proxy.dialects import AssembledResponse, Dialect, ShadowRequest
 from shadowtap.proxy.dialects.responses import Responses, chat_to_responses
+from shadowtap.proxy.shadow.direct import DirectClient, calls_directly
 
 # Copied from the request when present; everything else (user, metadata, store...) stays behind.
 _PASSED_THROUGH = ("tools", "tool_choice", "response_format", "temperature", "top_p", "seed", "stop",
@@ -44,12 +47,18 @@ class CallTarget:
     params: dict | None = None
     is_twin: bool = False
     api: str = "chat"  # chat | responses: which litellm function calls the candidate
+    direct: bool = False  # Chat Completions calls skip litellm (proxy/shadow/direct.py)
 
     @classmethod
-    def for_candidate(cls, candidate: CandidateConfig) -> CallTarget:
+    def for_candidate(cls, candidate: CandidateConfig, shadow: ShadowConfig | None = None) -> CallTarget:
         key = os.environ.get(candidate.api_key_env) if candidate.api_key_env else None
+        direct = shadow is not None and calls_directly(
+            name=candidate.name, model=candidate.model, api_base=candidate.api_base, api=candidate.api,
+            params=candidate.params, direct_providers=shadow.direct_providers,
+            litellm_candidates=shadow.litellm_candidates)
         return cls(candidate.name, candidate.model, candidate.api_base or None, key, candidate.timeout_s,
-                   candidate.max_tokens, candidate.system_prompt, dict(candidate.params), api=candidate.api)
+                   candidate.max_tokens, candidate.system_prompt, dict(candidate.params), api=candidate.api,
+                   direct=direct)
 
 
 def configure_litellm(litellm) -> None:
@@ -101,14 +110,34 @@ class CallResult:
     error_message: str | None = None
 
 
-async def call_candidate(litellm, dialect: Dialect, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
-    """Ask `target` what the primary was asked, as the request's dialect builds it."""
+async def call_candidate(litellm, dialect: Dialect, body: dict, target: CallTarget, *, stream: bool,
+                         direct: DirectClient | None = None) -> CallResult:
+    """Ask `target` what the primary was asked, as the request's dialect builds it. Chat calls of
+    a `target.direct` go through `direct` when one is given, the rest through litellm."""
     shadow = dialect.shadow_request(body)
     if shadow.api == "embedding":
         return await call_embedding(litellm, shadow.request, target)
     if target.api == RESPONSES_API:
         return await call_responses(litellm, shadow, target, stream=stream)
+    if direct is not None and target.direct and target.api_base:
+        return await call_chat_directly(direct, shadow.request, target, stream=stream)
     return await call_chat(litellm, shadow.request, target, stream=stream)
+
+
+async def call_chat_directly(direct: DirectClient, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
+    """The same request as `call_chat`'s, under the same deadline, without litellm. One field keeps
+    the request's own name: a limit asked as `max_completion_tokens` is sent as that, where litellm
+    would rename it per model (reasoning models refuse `max_tokens`, and the twin asks the primary's)."""
+    kwargs = chat_kwargs(body, target)
+    if "max_completion_tokens" in body and "max_tokens" not in body and "max_tokens" in kwargs:
+        kwargs["max_completion_tokens"] = kwargs.pop("max_tokens")
+    api_base = target.api_base or ""
+
+    async def complete(result: CallResult, started: float) -> None:
+        await direct.chat(kwargs, api_base=api_base, api_key=target.api_key, stream=stream, result=result,
+                          started=started)
+
+    return await _timed_call(target, complete)
 
 
 async def call_chat(litellm, body: dict, target: CallTarget, *, stream: bool) -> CallResult:
@@ -218,8 +247,10 @@ async def _timed_call(target: CallTarget, work) -> CallResult:
         result.outcome, result.error_class, result.error_message = "cancelled", "CancelledError", "shutdown"
         raise
     except Exception as exc:  # every provider error is an outcome to record, not a crash
-        result.outcome = "timeout" if "Timeout" in type(exc).__name__ else "error"
-        result.error_class = type(exc).__name__
+        # A direct call's failure carries the class litellm would have raised (direct.CandidateCallError).
+        error_class = getattr(exc, "error_class", None) or type(exc).__name__
+        result.outcome = "timeout" if "Timeout" in error_class else "error"
+        result.error_class = error_class
         result.error_message = scrub(str(exc), [target.api_key or ""])
     finally:
         result.latency_ms = round((time.perf_counter() - started) * 1000, 3)

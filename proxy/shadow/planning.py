@@ -6,6 +6,7 @@ Budget, concurrency and breaker checks belong to the shadow worker, which owns t
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from shadowtap.core.config import CandidateConfig, ShadowConfig
@@ -14,6 +15,12 @@ from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value
 from shadowtap.proxy.shadow.sampling import is_sampled
 
 TWIN = "primary_twin"
+SERVED_LIVE = "served_live"  # skip reason: the candidate answers this request live (a canary)
+
+# The canary candidate answering the request being planned, set by the forwarder around its offer
+# to the shadow dispatcher (which does not pass it on): a canaried request always gets the
+# primary's twin, the reverse shadow, so the report compares the two on the same requests.
+SERVING_CANDIDATE: ContextVar[str | None] = ContextVar("shadowtap_serving_candidate", default=None)
 
 
 @dataclass(slots=True)
@@ -47,8 +54,11 @@ class ShadowPlanner:
         return bool(self._candidates) or self._shadow.primary_twin_rate > 0
 
     def plan(self, exchange_id: str, started_at: float, path: str, headers: list[tuple[bytes, bytes]],
-             body: dict | None, body_bytes: bytes | bytearray = b"") -> ShadowPlan:
-        """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker."""
+             body: dict | None, body_bytes: bytes | bytearray = b"", *, serving: str | None = None) -> ShadowPlan:
+        """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker.
+        `serving` names the canary candidate answering the request live (default: SERVING_CANDIDATE):
+        that candidate is not mirrored again, and the primary's twin always is."""
+        serving = serving or SERVING_CANDIDATE.get()
         dialect = dialect_for_path(path)
         request_reason = self._request_ineligible(dialect, headers, body)
         model = dialect.request_model(body) if body is not None else None
@@ -57,6 +67,8 @@ class ShadowPlanner:
         tags = None
         for candidate in self._candidates:
             reason = request_reason
+            if candidate.name == serving:
+                reason = SERVED_LIVE
             if reason is None and dialect.name not in candidate.endpoints:
                 reason = "ineligible"
             if reason is None and candidate.models and model not in candidate.models:
@@ -74,6 +86,8 @@ class ShadowPlanner:
         twin = (request_reason is None and dialect.twin_capable and self._shadow.primary_twin_rate > 0
                 and (not self._shadow.primary_twin_models or model in self._shadow.primary_twin_models)
                 and is_sampled(exchange_id, TWIN, self._shadow.primary_twin_rate))
+        if serving is not None and body is not None and dialect.twin_capable:
+            twin = True  # the reverse shadow: the primary answers every canaried request too
         if admitted or twin:
             plan.job = ShadowJob(exchange_id, started_at, dialect.name, body_bytes, admitted, twin)
         return plan

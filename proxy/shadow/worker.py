@@ -1,13 +1,16 @@
 """The shadow worker process: admits, calls and records candidates, away from the live process.
 
-It owns every piece of state that shadows need (concurrency, budgets, breakers, litellm) and
-writes its rows through the same batching writer as capture. On shutdown it lets in-flight calls
+It owns every piece of state that shadows need (concurrency, budgets, breakers, litellm, the
+pooled client for candidates called directly) and writes its rows through the same batching
+writer as capture. With `[shadow] workers = N` there are N of these processes, each with its
+share of every cap and budget (proxy/shadow/shares.py). On shutdown it lets in-flight calls
 finish within the grace period and records the rest as cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import queue
@@ -22,6 +25,7 @@ import orjson
 
 from shadowtap.core import readiness
 from shadowtap.core.config import ShadowtapConfig
+from shadowtap.core.config.shadow import CONVERSATIONAL_ENDPOINTS
 from shadowtap.core.errors import StoreError
 from shadowtap.core.logs import configure_logging, hold_library_loggers
 from shadowtap.core.redaction import Redactor
@@ -38,15 +42,16 @@ from shadowtap.proxy.process_names import SHADOW_WORKER, lower_priority, name_th
 from shadowtap.proxy.shadow.breaker import CircuitBreaker
 from shadowtap.proxy.shadow.budget import DailyBudget, utc_day
 from shadowtap.proxy.shadow.calls import CallResult, CallTarget, call_candidate, configure_litellm
+from shadowtap.proxy.shadow.direct import DirectClient
 from shadowtap.proxy.shadow.failure_log import FailureLog
 from shadowtap.proxy.shadow.handoff import receive_jobs
+from shadowtap.proxy.shadow.lag import LagHistogram
 from shadowtap.proxy.shadow.planning import TWIN, ShadowJob
+from shadowtap.proxy.shadow.shares import WorkerShare
 from shadowtap.proxy.shadow.warm_up import warm_up
 
 log = logging.getLogger("shadowtap.shadow")
 
-TWIN_MAX_CONCURRENCY = 4
-TWIN_TIMEOUT_S = 120.0
 SNAPSHOT_INTERVAL_S = 1.0
 
 
@@ -66,14 +71,15 @@ class WorkerStats:
     skips: Counter = field(default_factory=Counter)       # (candidate, reason) -> n
 
 
-def run_worker(config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -> None:
+def run_worker(config: ShadowtapConfig, jobs: socket.socket, taken, snapshots,
+               share: WorkerShare = WorkerShare()) -> None:
     """Entry point of the spawned process."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     name_this_process(SHADOW_WORKER)
     lower_priority(config.shadow.worker_nice, "shadow worker")
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,
                       configured_secrets(config))
-    asyncio.run(ShadowWorker(config, jobs, taken, snapshots).run())
+    asyncio.run(ShadowWorker(config, jobs, taken, snapshots, share).run())
 
 
 def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event,
@@ -87,8 +93,10 @@ def _watch_parent(parent_pid: int, loop: asyncio.AbstractEventLoop, stopping: as
 
 
 class ShadowWorker:
-    def __init__(self, config: ShadowtapConfig, jobs: socket.socket, taken, snapshots) -> None:
+    def __init__(self, config: ShadowtapConfig, jobs: socket.socket, taken, snapshots,
+                 share: WorkerShare = WorkerShare()) -> None:
         self._config = config
+        self._share = share
         self._jobs = jobs
         self._taken = taken
         self._snapshots = snapshots
@@ -102,6 +110,8 @@ class ShadowWorker:
                                      flush_interval_s=config.store.flush_interval_ms / 1000)
         self._states: dict[str, CandidateState] = {}
         self._litellm: types.ModuleType | None = None  # imported in run(), before any job is read
+        self._direct = DirectClient()
+        self._lag = LagHistogram()
         self._failures = FailureLog()
         self._ready = False
 
@@ -117,19 +127,27 @@ class ShadowWorker:
         else:
             spent = store.shadow_spend_today(utc_day())  # a restart does not reset today's spend
             store.close()
-        shadow = self._config.shadow
+        shadow, share = self._config.shadow, self._share
         for candidate in self._config.candidates:
             if candidate.enabled:
                 self._states[candidate.name] = CandidateState(
-                    CallTarget.for_candidate(candidate), candidate.max_concurrency,
-                    DailyBudget(candidate.daily_budget_usd, spent.get(candidate.name, 0.0)),
+                    CallTarget.for_candidate(candidate, shadow), share.of_cap(candidate.max_concurrency),
+                    DailyBudget(share.of_budget(candidate.daily_budget_usd),
+                                share.of_budget(spent.get(candidate.name, 0.0))),
                     CircuitBreaker(shadow.breaker_failures, shadow.breaker_cooldown_s))
-        if shadow.primary_twin_rate > 0:
-            key_env = shadow.primary_twin_key_env or self._config.primary.api_key_env
-            target = CallTarget(TWIN, "", self._config.primary.base_url,
-                                os.environ.get(key_env) if key_env else None, TWIN_TIMEOUT_S, None, is_twin=True)
-            self._states[TWIN] = CandidateState(target, TWIN_MAX_CONCURRENCY, DailyBudget(float("inf")),
+        # The twin also answers every canaried request (the reverse shadow: the primary's answer to
+        # the request a candidate served), whatever the twin rate.
+        if shadow.primary_twin_rate > 0 or self._config.canaries_configured():
+            self._states[TWIN] = CandidateState(twin_target(self._config), share.of_cap(shadow.twin_max_concurrency),
+                                                DailyBudget(float("inf")),
                                                 CircuitBreaker(shadow.breaker_failures, shadow.breaker_cooldown_s))
+
+    def _needs_litellm(self) -> bool:
+        """Some call goes through litellm: a candidate not called directly, or one mirrored for an
+        endpoint that is not called as a chat (embeddings)."""
+        return any(not state.target.direct for state in self._states.values()) or any(
+            candidate.enabled and not set(candidate.endpoints) <= set(CONVERSATIONAL_ENDPOINTS)
+            for candidate in self._config.candidates)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -138,27 +156,36 @@ class ShadowWorker:
                          name="shadow-parent-watch").start()
         self._writer.start()
         self._build_states()
-        import litellm  # here, in the worker, so the live process never pays for it
-
-        configure_litellm(litellm)
-        logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
+        await self._direct.start()
         hold_library_loggers(self._config.server.log_level)  # at DEBUG, they would log request bodies
-        self._litellm = litellm
-        # `shadowtap check`'s model-string check: here, since the live process never loads litellm.
-        readiness.log_problems(readiness.model_checks(self._config, litellm, judge=False), log)
-        await warm_up(litellm, [state.target for state in self._states.values()],
-                      {candidate.name: candidate.endpoints for candidate in self._config.candidates})
+        if self._needs_litellm():  # a worker with only direct candidates never pays for litellm
+            await self._load_litellm()
         self._ready = True
         self._send_snapshot()
         reading = asyncio.ensure_future(self._read_jobs(stopping))
         reporter = asyncio.ensure_future(self._report_forever())
-        log.info("shadow worker ready", extra={"candidates": sorted(self._states)})
+        log.info("shadow worker ready", extra={"candidates": sorted(self._states), "worker": self._share.label,
+                                               "direct": sorted(n for n, s in self._states.items() if s.target.direct)})
         await stopping.wait()
         reading.cancel()
         await self._drain()
         reporter.cancel()
+        await self._direct.close()
         self._send_snapshot()
         self._writer.close(timeout_s=30)
+
+    async def _load_litellm(self) -> None:
+        import litellm  # here, in the worker, so the live process never pays for it
+
+        configure_litellm(litellm)
+        logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per call otherwise
+        hold_library_loggers(self._config.server.log_level)  # again: litellm's own loggers exist now
+        self._litellm = litellm
+        # `shadowtap check`'s model-string check: here, since the live process never loads litellm.
+        if self._share.index == 0:  # one warning per problem, not one per worker
+            readiness.log_problems(readiness.model_checks(self._config, litellm, judge=False), log)
+        await warm_up(litellm, [state.target for state in self._states.values()],
+                      {candidate.name: candidate.endpoints for candidate in self._config.candidates})
 
     async def _read_jobs(self, stopping: asyncio.Event) -> None:
         """Admit jobs as they arrive, until the live process says stop or goes away."""
@@ -199,14 +226,15 @@ class ShadowWorker:
         return None
 
     async def _call(self, state: CandidateState, job: ShadowJob, body: dict) -> None:
+        lag_s = time.time() - job.started_at   # from the request's arrival to this call's start
+        self._lag.observe(lag_s)
         target = state.target
         if target.is_twin:
-            target = CallTarget(TWIN, f"openai/{body.get('model', '')}", target.api_base, target.api_key,
-                                target.timeout_s, None, is_twin=True)
+            target = dataclasses.replace(target, model=f"openai/{body.get('model', '')}")
         dialect = dialect_named(job.endpoint)
         stream = dialect.request_streams(body)
         try:
-            result = await call_candidate(self._litellm, dialect, body, target, stream=stream)
+            result = await call_candidate(self._litellm, dialect, body, target, stream=stream, direct=self._direct)
         except asyncio.CancelledError:
             result = CallResult(outcome="cancelled", error_class="CancelledError",
                                 error_message="shadowtap shut down before the call finished")
@@ -218,7 +246,8 @@ class ShadowWorker:
             state.breaker.record_failure()
             self._failures.failed(target.name, target.model, result.outcome, result.error_class,
                                   result.error_message)
-        row = shadow_row(job.exchange_id, target, job.started_at, stream, result, self._prices)
+        row = shadow_row(job.exchange_id, target, job.started_at, stream, result, self._prices,
+                         worker_lag_ms=lag_s * 1000)
         state.budget.record(row["cost_usd"])
         self._stats.calls[(target.name, result.outcome)] += 1
         log.debug("shadow call finished", extra={"exchange_id": job.exchange_id, "candidate": target.name,
@@ -259,9 +288,22 @@ class ShadowWorker:
             "spend_today_usd": {name: state.budget.spent_usd for name, state in self._states.items()
                                 if state.budget.limit_usd != float("inf")},
             "breaker_state": {name: state.breaker.state for name, state in self._states.items()},
+            "lag": self._lag.snapshot(),
+            "worker": self._share.index,
         }
         try:
             self._snapshots.put_nowait(snapshot)
         except queue.Full:
             pass  # the live process reads the latest; a missed snapshot is superseded by the next
 
+
+
+def twin_target(config: ShadowtapConfig) -> CallTarget:
+    """The primary asked again, with the proxy's own key and the twin's limits from [shadow]; its
+    model is the request's, set per call. Called directly unless configured otherwise, like an
+    OpenAI-compatible candidate, so the two are timed by the same machinery."""
+    shadow = config.shadow
+    key_env = shadow.primary_twin_key_env or config.primary.api_key_env
+    direct = "openai" in shadow.direct_providers and TWIN not in shadow.litellm_candidates
+    return CallTarget(TWIN, "", config.primary.base_url, os.environ.get(key_env) if key_env else None,
+                      shadow.twin_timeout_s, None, is_twin=True, direct=direct)

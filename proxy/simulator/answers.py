@@ -13,7 +13,7 @@ import orjson
 from . import personas
 from .corpus import best_document, best_sentence, key_words
 
-MODELS = ("sim-small", "sim-large", "sim-embed", "sim-drifty", "sim-slow", "sim-sloppy")
+MODELS = ("sim-small", "sim-large", "sim-embed", "sim-drifty", "sim-slow", "sim-sloppy", "sim-souring")
 FINGERPRINT = "fp_sim"
 MAX_CHUNKS = 20
 DEFAULT_DIMENSIONS = 16

@@ -3,8 +3,11 @@
 sim-drifty   about one answer in three adds a claim its context does not support;
 sim-slow     answers 0.3-0.8 s late, and about one request in eight hangs for 30 s;
 sim-sloppy   about one structured answer in four breaks its JSON schema.
+sim-souring  answers as the plain simulator until it is soured (`POST /sim/sour`); from then on
+             every structured answer breaks its JSON schema and every other answer adds a claim
+             its context does not support: a candidate that turns bad partway through a canary.
 Other model names behave as the plain simulator. Draws come from the request digest, so the same
-request always gets the same behaviour.
+request always gets the same behaviour (for sim-souring: the same, once soured).
 """
 
 from __future__ import annotations
@@ -13,7 +16,22 @@ import hashlib
 
 import orjson
 
-PERSONAS = ("sim-drifty", "sim-slow", "sim-sloppy")
+PERSONAS = ("sim-drifty", "sim-slow", "sim-sloppy", "sim-souring")
+SOURING = "sim-souring"
+_soured: set[str] = set()   # personas turned bad by POST /sim/sour, in this simulator process
+
+
+def sour(model: str = SOURING) -> None:
+    _soured.add(model)
+
+
+def sweeten() -> None:
+    """Every soured persona back to its good behaviour (DELETE /sim/sour)."""
+    _soured.clear()
+
+
+def soured() -> list[str]:
+    return sorted(_soured)
 _UNSUPPORTED_CLAIMS = (
     "It has also been available in 47 regions since 2009.",
     "Independent audits rate it 99.999% reliable.",
@@ -38,16 +56,28 @@ def adjust_content(model: str, digest: str, content: str | None, structured: boo
     """The persona's version of an answer's text (tool calls are left alone)."""
     if content is None:
         return None
+    if model == SOURING and model in _soured:
+        return _broken_schema(content) if structured else _with_claim(content, digest)
     if model == "sim-drifty" and not structured and _draw(digest, "drift") < 1 / 3:
-        claim = _UNSUPPORTED_CLAIMS[int(_draw(digest, "claim") * len(_UNSUPPORTED_CLAIMS))]
-        return f"{content} {claim}"
+        return _with_claim(content, digest)
     if model == "sim-sloppy" and structured and _draw(digest, "sloppy") < 1 / 4:
-        try:
-            value = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            return content
-        if isinstance(value, dict) and value:
-            first = next(iter(value))
-            value[first] = 42 if isinstance(value[first], str) else "not the declared type"
-            return orjson.dumps(value).decode()
+        return _broken_schema(content)
+    return content
+
+
+def _with_claim(content: str, digest: str) -> str:
+    claim = _UNSUPPORTED_CLAIMS[int(_draw(digest, "claim") * len(_UNSUPPORTED_CLAIMS))]
+    return f"{content} {claim}"
+
+
+def _broken_schema(content: str) -> str:
+    """The JSON answer with its first field given a value of the wrong type."""
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content
+    if isinstance(value, dict) and value:
+        first = next(iter(value))
+        value[first] = 42 if isinstance(value[first], str) else "not the declared type"
+        return orjson.dumps(value).decode()
     return content

@@ -124,6 +124,8 @@ class SimulatorApp:
             body = _NOT_JSON
         if path == "/sim/requests":
             return await self._admin(method, send)
+        if path == "/sim/sour":
+            return await self._sour(method, body, send)
         record = None
         if self.settings.record_requests:
             record = {"method": method, "path": path, "headers": headers,
@@ -211,6 +213,22 @@ class SimulatorApp:
             return await _send_json(send, 200, list(self.recorded), [], False)
         await _send_json(send, 405, _error_body(405, f"Invalid URL ({method} /sim/requests)"),
                          [], False)
+
+
+    @staticmethod
+    async def _sour(method: str, body: object, send: Callable) -> None:
+        """POST {"model": "sim-souring"} turns that persona bad; DELETE turns every one good again."""
+        if method == "POST":
+            model = body.get("model", personas.SOURING) if isinstance(body, dict) else personas.SOURING
+            if model != personas.SOURING:
+                return await _send_json(send, 400, _error_body(400, f"only {personas.SOURING} can be soured"),
+                                        [], False)
+            personas.sour(model)
+        elif method == "DELETE":
+            personas.sweeten()
+        elif method != "GET":
+            return await _send_json(send, 405, _error_body(405, f"Invalid URL ({method} /sim/sour)"), [], False)
+        await _send_json(send, 200, {"soured": personas.soured()}, [], False)
 
 
 def create_simulator_app(settings: SimulatorSettings | None = None) -> SimulatorApp:

@@ -132,6 +132,7 @@ def test_a_captured_streamed_message_fills_the_exchange_row_and_prices_its_cache
     assert orjson.loads(row["response_tool_calls"])[0]["function"]["arguments"] == '{"city": "Paris"}'
     assert (row["finish_reason"], row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == \
         ("tool_use", 2112, 42, 2154)
+    assert (row["cache_creation_tokens"], row["cache_read_tokens"]) == (100, 2000)   # all four counts kept
     assert row["ttft_ms"] == pytest.approx(90.0)  # the ninth read carried the first answer text
     assert row["cost_usd"] == pytest.approx(12 * 1.0 + 100 * 3.0 + 2000 * 0.5 + 42 * 2.0)
 
@@ -142,3 +143,25 @@ def test_a_captured_streamed_message_fills_the_exchange_row_and_prices_its_cache
 ])
 def test_only_anthropic_paths_belong_to_the_messages_dialects(path, name):
     assert dialect_for_path(path).name == name
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230,
+     "prompt_tokens_details": {"cached_tokens": 1024}},                                    # chat completions
+    {"input_tokens": 1200, "output_tokens": 30, "total_tokens": 1230,
+     "input_tokens_details": {"cached_tokens": 1024}},                                     # Responses API
+])
+def test_openai_cached_prompt_tokens_are_kept_as_cache_reads_and_priced_at_the_cache_rate(usage):
+    normalised = dialect_named("chat.completions").usage(usage)
+    assert normalised == {"prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230,
+                          "cache_read_tokens": 1024}
+    prices = PriceTable({"gpt-x": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6,
+                                   "cache_read_input_token_cost": 0.5e-6}})
+    expected = 176 * 2e-6 + 1024 * 0.5e-6 + 30 * 8e-6
+    assert prices.usage_cost_usd("gpt-x", normalised) == pytest.approx(expected)
+
+
+def test_a_chat_answer_without_cached_tokens_reports_no_cache_counts():
+    normalised = dialect_named("chat.completions").usage({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+                                                          "prompt_tokens_details": {"cached_tokens": 0}})
+    assert normalised == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}

@@ -75,6 +75,19 @@ def test_show_prints_the_full_exchange_for_an_id_prefix(store_path):
     assert document["request"]["messages"][0]["content"] == "hi"
 
 
+def test_show_reports_the_prompt_cache_tokens_of_an_answer_that_used_the_cache(tmp_path):
+    path = tmp_path / "cached.db"
+    store = CaptureStore.open(path)
+    usage = {"prompt_tokens": 1200, "completion_tokens": 30, "total_tokens": 1230,
+             "prompt_tokens_details": {"cached_tokens": 1024}}
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}], "usage": usage}
+    store.insert_exchanges([row_builder().build(raw_exchange(response=answer))])
+    store.close()
+    exchange_id = listed_ids(run("captures", "list", "--store", str(path), "--json").output)[0]
+    shown = run("captures", "show", exchange_id, "--store", str(path)).output
+    assert re.search(r"prompt cache\s*│\s*0 written, 1024 read", shown), shown
+
+
 def test_show_exits_1_when_the_exchange_is_unknown(store_path):
     result = run("captures", "show", "nope", "--store", store_path)
     assert result.exit_code == 1

@@ -672,3 +672,35 @@ async def test_response_headers_knob_is_refused_naming_itself_when_not_an_object
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "x-sim-response-headers"
+
+
+SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+    "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}
+
+
+async def test_the_souring_persona_answers_like_the_plain_simulator_until_soured_then_breaks_every_answer(client):
+    from shadowtap.proxy.simulator import personas
+
+    def souring(**extra):
+        return {**chat("How long are logs kept?", **extra), "model": "sim-souring"}
+
+    try:
+        good_text = (await client.post("/v1/chat/completions", json=souring())).json()
+        good_json = (await client.post("/v1/chat/completions", json=souring(response_format=SCHEMA_FORMAT))).json()
+        assert good_text["choices"][0]["message"]["content"] == (
+            "According to Data Retention: Logs are kept for 30 days and then deleted.")
+        assert isinstance(orjson.loads(good_json["choices"][0]["message"]["content"])["answer"], str)
+
+        assert (await client.post("/sim/sour", json={"model": "sim-sour-grapes"})).status_code == 400
+        assert (await client.post("/sim/sour", json={"model": "sim-souring"})).json() == {"soured": ["sim-souring"]}
+        bad_text = (await client.post("/v1/chat/completions", json=souring())).json()
+        bad_json = (await client.post("/v1/chat/completions", json=souring(response_format=SCHEMA_FORMAT))).json()
+        added = bad_text["choices"][0]["message"]["content"].removeprefix(good_text["choices"][0]["message"]["content"])
+        assert added.strip() in personas._UNSUPPORTED_CLAIMS
+        assert orjson.loads(bad_json["choices"][0]["message"]["content"])["answer"] == 42   # the wrong type
+
+        assert (await client.delete("/sim/sour")).json() == {"soured": []}
+        again = (await client.post("/v1/chat/completions", json=souring())).json()
+        assert again["choices"][0]["message"]["content"] == good_text["choices"][0]["message"]["content"]
+    finally:
+        personas.sweeten()

@@ -1,6 +1,7 @@
 """A full disk under a running `shadowtap serve`, and an unwritable store at start-up.
 
-The disk fills by lowering the running proxy's file-size limit (RLIMIT_FSIZE) to one byte: every
+The disk fills by lowering the file-size limit (RLIMIT_FSIZE) of the running proxy and of its capture
+recorder, which writes the store, to one byte: every
 write SQLite makes then fails (EFBIG; Python ignores SIGXFSZ), as on a full disk, and raising the
 limit again is the space coming back. The proxy logs to a pipe, which no file-size limit touches.
 """
@@ -35,12 +36,24 @@ PR_CAPBSET_DROP = 24
 RESUMED = "capture store writes resumed"
 
 
+def process_tree(pid: int) -> list[int]:
+    """The proxy and its children: the capture recorder, which writes the store, is one of them."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*/children"):
+            tree += [int(child) for child in task.read_text().split()]
+        index += 1
+    return tree
+
+
 def fill_disk(pid: int) -> None:
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    for process in process_tree(pid):
+        resource.prlimit(process, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
 
 
 def free_disk(pid: int) -> None:
-    resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    for process in process_tree(pid):
+        resource.prlimit(process, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
 def test_live_requests_succeed_and_capture_resumes_when_the_disk_fills_then_frees(tmp_path, simulator):

@@ -86,6 +86,29 @@ def test_library_warnings_are_still_written_when_the_level_is_debug(log_file):
     assert "Retrying request" in written(log_file)
 
 
+def test_litellms_own_stderr_handler_is_taken_away_so_its_records_are_scrubbed_like_every_other(log_file):
+    import io
+
+    own_stream = io.StringIO()
+    litellm_logger = logging.getLogger("LiteLLM")
+    litellm_logger.addHandler(logging.StreamHandler(own_stream))   # what importing litellm does
+    configure_logging("info", "json", str(log_file), secrets=["sk-candidate-secret-123456"])
+    logs.hold_library_loggers("info")     # the shadow worker calls it once litellm is imported
+    litellm_logger.warning("call failed: Authorization: Bearer sk-candidate-secret-123456")
+    assert own_stream.getvalue() == ""
+    text = written(log_file)
+    assert "call failed" in text and "sk-candidate-secret-123456" not in text
+
+
+def test_configuring_logging_twice_adds_each_uvicorn_filter_once(log_file):
+    configure_logging("info", "json", str(log_file))
+    configure_logging("info", "json", str(log_file))
+    ours_by_logger = {"uvicorn.error": logs._DropDeliberateTruncation, "uvicorn.access": logs._RedactQueryCredentials}
+    for name, ours in ours_by_logger.items():
+        kinds = [type(existing) for existing in logging.getLogger(name).filters]
+        assert kinds.count(ours) == 1, (name, kinds)
+
+
 @pytest.mark.e2e  # starts a Python process
 @pytest.mark.parametrize("target, shown", [
     ("/v1/models?key=canary-query-key", "/v1/models?key=[secret]"),

@@ -54,7 +54,7 @@ def config_keys() -> list[tuple[str, str]]:
         hints = typing.get_type_hints(section_type)
         for key in section_type.__dataclass_fields__:
             keys.append((heading, key))
-            (item_type,) = typing.get_args(hints[key]) or (None,)
+            item_type = (typing.get_args(hints[key]) or (None,))[0]
             if typing.get_origin(hints[key]) is list and dataclasses.is_dataclass(item_type):
                 keys.extend((f"[[{section}.{key}]]", nested) for nested in item_type.__dataclass_fields__)
     return keys

@@ -149,3 +149,42 @@ def test_sensitivity_is_positive_against_a_target_that_reads_the_perturbed_parts
     request = {"messages": [{"role": "user", "content": "Please summarise the Refund policy for customers?"}]}
     outcomes = {name: perturbed == request for name, perturbed in perturbations(request)}
     assert sensitivity(outcomes, baseline=True)["sensitivity"] == 1.0
+
+
+# -- every replayable dialect is perturbed in its own shape ----------------------------------------
+
+QUESTION = "What does the refund policy say about damaged orders? Please explain carefully."
+DOCUMENTS = '<document id="a">Alpha facts.</document>\n<document id="b">Beta facts.</document>'
+MESSAGES_REQUEST = {
+    "model": "claude-sonnet-4", "max_tokens": 200, "system": f"Answer from the documents.\n{DOCUMENTS}",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
+}
+RESPONSES_REQUEST = {"model": "gpt-4.1", "instructions": f"Answer from the documents.\n{DOCUMENTS}", "input": QUESTION}
+
+
+def test_an_anthropic_request_has_its_system_contexts_reordered_and_its_last_user_block_lowered():
+    found = by_name(MESSAGES_REQUEST)
+    assert list(found) == ["whitespace", "casing", "punctuation", "context_order", "typos"]
+    assert found["context_order"]["system"] == ('Answer from the documents.\n<document id="b">Beta facts.</document>\n'
+                                                '<document id="a">Alpha facts.</document>')
+    assert found["casing"]["messages"][0]["content"] == [{"type": "text", "text": QUESTION.lower()}]
+    assert found["casing"]["system"] == MESSAGES_REQUEST["system"]        # only the user's words change case
+    assert found["punctuation"]["messages"][0]["content"][0]["text"] == QUESTION.removesuffix(".")
+
+
+def test_a_responses_request_with_string_input_is_perturbed_there_and_in_its_instructions():
+    found = by_name(RESPONSES_REQUEST)
+    assert found["casing"]["input"] == QUESTION.lower()
+    assert found["context_order"]["instructions"].index("Beta") < found["context_order"]["instructions"].index("Alpha")
+    assert found["typos"]["input"] != QUESTION and found["typos"]["instructions"] == RESPONSES_REQUEST["instructions"]
+
+
+def test_a_responses_request_with_input_items_has_its_last_user_input_text_perturbed():
+    request = {"model": "gpt-4.1", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "First question here."}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "{\"status\": \"shipped\"}"},
+        {"role": "user", "content": [{"type": "input_text", "text": QUESTION}]},
+    ]}
+    casing = by_name(request)["casing"]
+    assert casing["input"][2]["content"][0]["text"] == QUESTION.lower()
+    assert casing["input"][:2] == request["input"][:2]

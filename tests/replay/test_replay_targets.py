@@ -191,3 +191,26 @@ def test_pass_contract_judges_each_replayed_answer_against_its_requests_schema(b
             assert figures["pass_at_k"] == (1.0 if verdict else 0.0)
     judged = [v for v in expected.values() if v is not None]
     assert shown["overall"]["pass_at_k"] == pytest.approx(sum(judged) / len(judged))
+
+
+class QuotingModel(ScriptedModel):
+    """A model that refuses every request with an error quoting the request back, as some providers do."""
+
+    async def _respond(self, writer, stream: bool) -> bool:
+        quoted = orjson.dumps(self.requests[-1]["body"]["messages"]).decode()
+        payload = orjson.dumps({"error": {"message": f"invalid request: {quoted}", "type": "invalid_request_error"}})
+        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+                     + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        await writer.drain()
+        return True
+
+
+def test_a_failed_calls_error_text_is_redacted_like_an_answer_when_the_provider_quotes_the_request(builder):
+    builder.exchange("ex-1", at(1), chat("Please write to jane.doe@example.com about it"))
+    with QuotingModel(lambda body: "unused") as target:
+        result = cli_run("replay", "run", "--store", str(builder.path), "--target", "model:openai/x",
+                         "--api-base", target.base_url, expect=1)
+    run_id = result.stdout.splitlines()[0]
+    [row] = ReplayStore(builder.store).results(run_id)
+    assert "invalid request" in row["error"]
+    assert "jane.doe@example.com" not in row["error"] and "[REDACTED:email]" in row["error"]

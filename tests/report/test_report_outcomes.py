@@ -164,7 +164,7 @@ def test_the_trend_has_one_point_per_day_with_its_own_figures(outcomes_json):
 
 
 @pytest.mark.parametrize("args, marker", [
-    ([], "trusted completion"), (["--markdown"], "| task=chat |"),
+    (["--details"], "trusted completion"), (["--markdown"], "| task=chat |"),
 ])
 def test_text_formats_show_the_outcomes_section_with_the_falling_category_marked(tmp_path, outcome_store, args, marker):
     result = run(tmp_path, outcome_store, *args)
@@ -203,7 +203,7 @@ def test_untrusted_category_values_are_escaped_in_markdown_and_html(tmp_path):
     assert "<script>" not in page.read_text() and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.read_text()
 
 
-@pytest.mark.parametrize("args", [[], ["--markdown"], ["--json"]])
+@pytest.mark.parametrize("args", [["--details"], ["--markdown"], ["--json"]])
 def test_report_on_a_store_without_feedback_says_there_is_none(tmp_path, args):
     path = tmp_path / "plain.db"
     store = CaptureStore.open(path)

@@ -41,11 +41,21 @@ def test_markdown_output_contains_the_tables_when_markdown_is_given(store_path):
     assert "task=qa" in result.output
 
 
-def test_terminal_output_shows_each_candidate_when_no_format_is_given(store_path):
+def test_terminal_output_is_the_verdict_line_of_each_candidate_and_where_the_details_are(store_path):
     result = invoke("--store", str(store_path))
     assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-2:] == [
+        "small|<b>  NOT ENOUGH DATA  min_samples 10 < 50",
+        "details (categories, windows, outcomes): add --details, or write --html FILE or --json",
+    ]
+    assert "quality: candidates against the primary" not in result.output
+
+
+def test_terminal_output_shows_every_table_of_each_candidate_with_details(store_path):
+    result = invoke("--store", str(store_path), "--details")
+    assert result.exit_code == 0, result.output
     assert "quality: candidates against the primary" in result.output
-    assert "small|<b>" in result.output
+    assert result.output.index("NOT ENOUGH DATA") < result.output.index("quality: candidates")
     assert "10 exchanges" in result.output
 
 
@@ -73,12 +83,19 @@ def test_terminal_tables_fit_the_terminal_and_never_cut_a_figure_in_pieces(store
 
 def test_html_is_written_by_render_html_when_html_is_given(store_path, tmp_path, monkeypatch):
     module = type(sys)("shadowtap.evaluators.report.render_html")
-    module.render_html = lambda report: f"<html>{len(report.candidates)} candidates</html>"
+    module.render_html = lambda report, ui_url: f"<html>{len(report.candidates)} candidates, ui {ui_url}</html>"
     monkeypatch.setitem(sys.modules, "shadowtap.evaluators.report.render_html", module)
     out = tmp_path / "report.html"
-    result = invoke("--store", str(store_path), "--html", str(out), "--json")
+    result = invoke("--store", str(store_path), "--html", str(out), "--json", "--ui-url", "https://review.example")
     assert result.exit_code == 0, result.output
-    assert out.read_text() == "<html>1 candidates</html>"
+    assert out.read_text() == "<html>1 candidates, ui https://review.example</html>"
+
+
+@pytest.mark.parametrize("ui_url", ["javascript:alert(1)", "review.example", "file:///etc/passwd"])
+def test_a_ui_url_that_is_not_an_http_address_is_a_usage_error(store_path, tmp_path, ui_url):
+    result = invoke("--store", str(store_path), "--html", str(tmp_path / "report.html"), "--ui-url", ui_url)
+    assert result.exit_code == 2 and "--ui-url" in result.output
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_html_gives_a_clear_error_when_the_renderer_is_missing(store_path, tmp_path, monkeypatch):
@@ -123,6 +140,9 @@ def test_the_report_reads_the_store_at_one_moment_while_the_proxy_keeps_writing(
         StoreBuilder(writer).score("late", "primary", "grounding", 1.0)
         during = load_input(reader.reports)
     after = load_input(reader.reports)
+    # `exchanges` holds only exchanges a figure reads (with a shadow, a twin score or feedback): count them all.
     assert set(during.exchanges) == set(before.exchanges)
+    assert during.exchange_count == before.exchange_count
     assert ("late", "primary", "grounding") not in during.scores
-    assert "late" in after.exchanges
+    assert after.exchange_count == before.exchange_count + 1
+    assert ("late", "primary", "grounding") in after.scores

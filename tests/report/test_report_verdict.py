@@ -109,13 +109,17 @@ def test_terminal_and_markdown_reports_open_with_the_gates_verdict_for_every_can
                 for item in gate_verdict(tmp_path, store_path)["candidates"]}
     assert expected == VERDICTS
     terminal = invoke(tmp_path, store_path, report_command).output
+    details = invoke(tmp_path, store_path, report_command, "--details").output
     markdown = invoke(tmp_path, store_path, report_command, "--markdown").output
     verdict_table = markdown.split("### verdict", 1)[1].split("###", 1)[0]
     for name, verdict in expected.items():
-        assert re.search(rf"│ {name}\s*│ {verdict}\s*│", terminal), terminal
+        assert re.search(rf"^{name} +{verdict}  ", terminal, re.MULTILINE), terminal
         assert f"| {name} | {verdict} |" in verdict_table
-    assert terminal.index("verdict") < terminal.index("quality: candidates")
-    assert "max_grounding_drop 0.15" in verdict_table       # the failing check, its figure and threshold
+        assert details.index(f"{name} ") < details.index("quality: candidates")
+    assert "quality: candidates" not in terminal              # the tables only with --details
+    # the failing check, its figure with its 95% interval, and the threshold it is on the wrong side of
+    assert "drifty  NOT READY        max_grounding_drop 0.15 [0.147, 0.153] > 0.05" in terminal
+    assert "max_grounding_drop 0.15 [0.147, 0.153] &gt; 0.05" in verdict_table   # Markdown escapes ">"
     assert "PASS" not in terminal and "gate passed" not in terminal  # each check only with --gate
 
 
@@ -162,6 +166,19 @@ def test_the_html_page_shows_the_gates_verdict_and_never_a_green_none_for_a_fail
     assert verdict_rows == VERDICTS
 
 
+def test_each_failing_figure_of_the_html_verdict_links_to_its_exchanges_in_the_review_ui(tmp_path, store_path):
+    page_path = tmp_path / "report.html"
+    assert invoke(tmp_path, store_path, report_command, "--html", str(page_path), "--ui-url",
+                  "http://reviews.internal:9000/").exit_code == 0
+    page = page_path.read_text(encoding="utf-8")
+    verdict = page[page.index("<h2>Verdict</h2>"):page.index("</section>", page.index("<h2>Verdict</h2>"))]
+    assert ('<a href="http://reviews.internal:9000/exchanges?candidate=drifty&amp;evaluator=grounding&amp;'
+            'sort=score_low&amp;source=drifty">max_grounding_drop 0.15') in verdict
+    assert ('<a href="http://reviews.internal:9000/exchanges?candidate=slow&amp;failed=1">max_error_rate'
+            in verdict)
+    assert "steady" in verdict and "all 7 checks passed, 1 skipped" in verdict   # no link without a failure
+
+
 def test_errors_and_timeouts_are_the_candidates_own_shares_and_the_top_error_reasons_are_shown(tmp_path, store_path):
     page_path = tmp_path / "report.html"
     invoke(tmp_path, store_path, report_command, "--html", str(page_path))
@@ -175,7 +192,7 @@ def test_errors_and_timeouts_are_the_candidates_own_shares_and_the_top_error_rea
     reasons = rows["top error reasons"][slow][0]
     assert reasons == "6× TimeoutError: no complete answer within 2s; 4× APIConnectionError: OpenAIException - " \
                       "Connection error."
-    terminal = invoke(tmp_path, store_path, report_command).output
+    terminal = invoke(tmp_path, store_path, report_command, "--details").output
     assert "6× TimeoutError: no complete answer within 2s; 4× APIConnectionError" in terminal
     document = orjson.loads(invoke(tmp_path, store_path, report_command, "--json").output)
     slow_calls = next(c for c in document["candidates"] if c["name"] == "slow")["overall"]["calls"]

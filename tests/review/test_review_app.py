@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shadowtap.core.cli_common import load_config_or_exit
-from shadowtap.core.store import Store
+from shadowtap.core.store import CaptureStore, Store
 from shadowtap.evaluators.review.app import review_app
 from shadowtap.evaluators.review.auth import CSRF_COOKIE, ReviewAuth
 from tests.support.review_support import ADMIN_TOKEN, HOSTILE, review_config, review_store
@@ -78,6 +78,23 @@ def test_an_exchange_page_shows_both_answers_with_a_word_diff_and_the_scores(sto
     assert "in the <del>handbook.</del><ins>handbook, chapter 3.</ins>" in page.text
     scores = page.text[page.text.index('id="scores"'):]
     assert "grounding" in scores and "disagree" in scores
+
+
+def test_an_exchange_a_canary_answered_says_whose_answer_the_app_received(store_and_config):
+    store, _ = store_and_config
+    writable = CaptureStore.open(store.path)
+    writable.db.execute("update exchanges set served_by = 'drifty' where id = 'x004'")
+    writable.db.execute("update exchanges set served_by = 'primary', fallback_reason = 'contract_invalid' "
+                        "where id = 'x005'")
+    writable.db.conn.commit()
+    writable.close()
+    client = client_for(store_and_config)
+    served = client.get("/exchanges/x004").text
+    assert "A canary answered this request" in served and "<h3>drifty, as served live" in served
+    fallback = client.get("/exchanges/x005").text
+    assert "the primary answered it instead of the\ncandidate (contract_invalid)" in fallback
+    assert "<h3>primary" in fallback
+    assert 'id="served-by"' not in client.get("/exchanges/x003").text
 
 
 def test_captured_script_is_escaped_and_the_policy_allows_none(store_and_config):
@@ -224,3 +241,25 @@ def test_the_overview_names_each_candidates_worst_categories_with_a_link_to_them
     worst = worst[:worst.index("</table>")]
     assert "task=qa" in worst and "task=chat" in worst
     assert "/exchanges?candidate=drifty&amp;evaluator=agreement&amp;sort=score_low&amp;task=qa" in worst
+
+
+def test_each_failing_check_of_the_overview_links_to_the_candidates_exchanges_behind_it(store_and_config):
+    client = client_for(store_and_config)
+    page = client.get("/").text
+    verdicts = page[page.index('id="verdicts"'):page.index("</table>")]
+    link = "/exchanges?candidate=drifty&evaluator=grounding&sort=score_low&source=drifty"
+    assert f'<a href="{link.replace("&", "&amp;")}">max_grounding_drop' in verdicts
+    listed = client.get(link).text
+    values = [float(value) for value in re.findall(r"<td>(\d\.\d{3}) ", listed)]
+    assert len(values) == 30 and values == sorted(values)   # drifty's own grounding, lowest first
+
+
+def test_the_exchange_list_keeps_only_calls_that_failed_for_a_candidate_when_asked(store_and_config):
+    store, _ = store_and_config
+    writable = CaptureStore.open(store.path)
+    writable.db.execute("update shadows set outcome = 'timeout', response_text = null where id = 'x004:drifty'")
+    writable.db.execute("update shadows set outcome = 'error', response_text = null where id = 'x007:drifty'")
+    writable.db.conn.commit()
+    writable.close()
+    page = client_for(store_and_config).get("/exchanges", params={"candidate": "drifty", "failed": "1"})
+    assert set(re.findall(r'href="/exchanges/([^"?]+)"', page.text)) == {"x004", "x007"}

@@ -27,10 +27,12 @@ def shipped_ids(url: str, table: str = "exchanges") -> list[str]:
     return sorted(row[0] for row in pg_rows(url, f"select id from {table}"))
 
 
-def test_shipping_copies_every_new_row_once_in_batches(spool, pg_url):
+@pytest.mark.parametrize("way", [{}, {"direct": False}, {"prefetch": False}],
+                         ids=["direct copy, read ahead", "staging table", "no reading ahead"])
+def test_shipping_copies_every_new_row_once_in_batches(spool, pg_url, way):
     rows = add_exchanges(spool, 25)
     add_shadow(spool, rows[0]["id"], "small")
-    shipper = shipper_for(spool, pg_url, batch_size=10)
+    shipper = shipper_for(spool, pg_url, batch_size=10, **way)
     assert shipper.ship_once() == 26
     assert shipper.counters.batches == 4  # 10 + 10 + 5 exchanges, 1 shadow
     assert shipped_ids(pg_url) == sorted(row["id"] for row in rows)
@@ -54,9 +56,10 @@ def test_a_new_shipper_resumes_from_the_position_the_shared_store_recorded(spool
     second.close()
 
 
-def test_rows_shipped_again_after_a_lost_position_are_not_duplicated(spool, pg_url):
+@pytest.mark.parametrize("direct", [True, False], ids=["direct copy", "staging table"])
+def test_rows_shipped_again_after_a_lost_position_are_not_duplicated(spool, pg_url, direct):
     add_exchanges(spool, 4)
-    shipper = shipper_for(spool, pg_url)
+    shipper = shipper_for(spool, pg_url, direct=direct)
     shipper.ship_once()
     pg_rows(pg_url, "delete from _shadowtap_ship_positions")  # as if the last commit's position was lost
     assert shipper.ship_once() == 4  # read again...
@@ -125,4 +128,16 @@ def test_a_nul_character_postgres_cannot_store_is_replaced_rather_than_stopping_
     shipper = shipper_for(spool, pg_url)
     assert shipper.ship_once() == 2
     assert pg_rows(pg_url, f"select response_text from exchanges where id = '{rows[0]['id']}'") == [("a\ufffdb",)]
+    shipper.close()
+
+
+def test_a_batch_mixing_rows_shipped_before_and_new_ones_lands_whole(spool, pg_url):
+    old = add_exchanges(spool, 4)
+    shipper = shipper_for(spool, pg_url)
+    shipper.ship_once()
+    pg_rows(pg_url, "delete from _shadowtap_ship_positions")  # the position is lost...
+    new = add_exchanges(spool, 3)  # ...and new rows come: one batch of both, the direct COPY refused
+    assert shipper.ship_once() == 7
+    assert shipped_ids(pg_url) == sorted(row["id"] for row in old + new)
+    assert shipper.counters.rejected == 0
     shipper.close()

@@ -9,6 +9,17 @@ import pytest
 from shadowtap.core.config import config_from_dict
 from shadowtap.core.errors import ConfigError, StoreError
 from shadowtap.core.store import CaptureStore, Store
+from shadowtap.core.store.canary_store import (
+    canaried_counts,
+    canaried_exchanges,
+    canary_events,
+    exchange_answers,
+    read_canary_states,
+    set_canary_share,
+    twin_answers,
+    twinned_primary_exchanges,
+    window_feedback,
+)
 from shadowtap.core.store.capture_store import ExchangeFilter
 from shadowtap.core.store.migrations import migrations
 from shadowtap.core.store.postgres import migrations as pg_migrations
@@ -127,6 +138,51 @@ def test_the_parts_read_the_same_rows_from_both_backends(tmp_path, pg_url):
         }
 
     assert reads(postgres) == reads(sqlite)
+    postgres.close()
+
+
+def test_canary_state_events_and_canaried_traffic_read_the_same_from_both_backends(tmp_path, pg_url):
+    sqlite = Store.open(tmp_path / "s.db")
+    rows = _fill(sqlite.captures)
+    sqlite.captures.sql.execute("update exchanges set served_by = 'small' where id = ?", [rows[0]["id"]])
+    sqlite.captures.sql.execute("update exchanges set served_by = 'primary', fallback_reason = 'contract_invalid' "
+                                "where id = ?", [rows[1]["id"]])
+    add_shadow(sqlite.captures, rows[0]["id"], "primary_twin")
+    add_shadow(sqlite.captures, rows[2]["id"], "primary_twin")
+    postgres = Store.open(pg_url)
+    postgres.captures.insert_capture(list(sqlite.captures.iter_exchanges()),
+                                     list(sqlite.captures.sql.query("select * from shadows")))
+    for store in (sqlite, postgres):
+        store.feedback.record([{"exchange_id": rows[0]["id"], "outcome": "edited", "edit_minutes": 2.5,
+                                "feedback_id": "f1", "at": "2026-01-01T00:00:00+00:00"}], source="api")
+        set_canary_share(store, "small", 0.2, status="running", changed_by="ana", reason="start")
+        set_canary_share(store, "small", 0.0, status="rolled_back", changed_by="guard", reason="red",
+                         guard="error_rate", window={"samples": 3})
+
+    def reads(store: Store) -> dict:
+        ids = [row["id"] for row in rows]
+        return {
+            "states": {name: (state.share, state.status, state.guard)
+                       for name, state in read_canary_states(store).items()},
+            "events": [{k: v for k, v in event.items() if k not in ("id", "at")} for event in canary_events(store)],
+            "canaried": canaried_exchanges(store, "2000-01-01"),
+            "twinned": twinned_primary_exchanges(store, "2000-01-01"),
+            "counts": canaried_counts(store), "counts_since": canaried_counts(store, "2000-01-01", "2100-01-01"),
+            "twins": twin_answers(store, ids), "answers": exchange_answers(store, ids),
+            "feedback": [{k: v for k, v in row.items() if k != "received_at"}
+                         for row in window_feedback(store, "2000")],
+        }
+
+    expected = reads(sqlite)
+    assert [row["id"] for row in expected["canaried"]] == [rows[0]["id"], rows[1]["id"]]
+    assert [row["id"] for row in expected["twinned"]] == [rows[2]["id"]]
+    assert [(row["served_by"], row["fallback_reason"], row["n"]) for row in expected["counts"]] == [
+        ("small", None, 1), ("primary", "contract_invalid", 1)] == [
+        (row["served_by"], row["fallback_reason"], row["n"]) for row in expected["counts_since"]]
+    assert sorted(expected["twins"]) == sorted([rows[0]["id"], rows[2]["id"]])
+    assert [(row["served_by"], row["edit_minutes"]) for row in expected["feedback"]] == [("small", 2.5)]
+    assert expected["states"] == {"small": (0.0, "rolled_back", "error_rate")}
+    assert reads(postgres) == expected
     postgres.close()
 
 

@@ -12,12 +12,13 @@ EXCHANGE_COLUMNS = [
     "response_raw", "response_text", "response_tool_calls", "finish_reason", "tags", "task", "risk_tier",
     "shadowtap_metadata", "client_key_hash", "client_disconnected", "stream_incomplete",
     "request_unparseable", "response_unparseable", "upstream_error", "capture_truncated",
+    "served_by", "fallback_reason", "cache_creation_tokens", "cache_read_tokens",
 ]
 
 SHADOW_COLUMNS = [
     "id", "exchange_id", "candidate", "model", "is_twin", "outcome", "skip_reason", "started_at", "latency_ms",
     "ttft_ms", "is_stream", "response_text", "response_tool_calls", "finish_reason", "prompt_tokens",
-    "completion_tokens", "total_tokens", "cost_usd", "error_class", "error_message",
+    "completion_tokens", "total_tokens", "cost_usd", "error_class", "error_message", "worker_lag_ms",
 ]
 
 SCORE_COLUMNS = [
@@ -40,7 +41,7 @@ def test_migrating_an_empty_database_creates_the_documented_tables(tmp_path):
     assert [c.name for c in store.db["scores"].columns] == SCORE_COLUMNS
     assert [c.name for c in store.db["feedback"].columns] == FEEDBACK_COLUMNS
     created = {tuple(index.columns) for index in store.db["scores"].indexes if index.origin == "c"}
-    assert created == {("exchange_id",), ("evaluator", "source")}
+    assert created == {("exchange_id",), ("evaluator", "source"), ("scored_at",)}
 
 
 def test_reopening_applies_no_migration_twice_and_keeps_the_salt(tmp_path):

@@ -192,3 +192,26 @@ def m009_review_queues(conn: psycopg.Connection) -> None:
         "labelled_at": str,
     }, pk="id", not_null=frozenset({"queue_id", "exchange_id", "reviewer", "feedback_id", "labelled_at"}))
     create_index(conn, "review_queue_labels", ["queue_id", "exchange_id"])
+
+
+@migration
+def m010_canary(conn: psycopg.Connection) -> None:
+    for column in ("served_by", "fallback_reason"):
+        conn.execute(f"alter table exchanges add column {column} {_TYPES[str]}")
+    create_table(conn, "canary_state", {
+        "candidate": str, "share": float, "status": str, "changed_by": str, "changed_at": float, "reason": str,
+        "guard": str,
+    }, pk="candidate", not_null=frozenset({"share", "status", "changed_by", "changed_at"}))
+    create_table(conn, "canary_events", {
+        "id": str, "candidate": str, "at": float, "share_before": float, "share_after": float, "changed_by": str,
+        "reason": str, "guard": str, "window_json": str,
+    }, pk="id", not_null=frozenset({"candidate", "at", "share_before", "share_after", "changed_by"}))
+    create_index(conn, "canary_events", ["candidate", "at"])
+
+
+@migration
+def m011_cache_tokens_and_worker_lag(conn: psycopg.Connection) -> None:
+    for column in ("cache_creation_tokens", "cache_read_tokens"):
+        conn.execute(f"alter table exchanges add column {column} {_TYPES[int]}")
+    conn.execute(f"alter table shadows add column worker_lag_ms {_TYPES[float]}")
+    create_index(conn, "scores", ["scored_at"])
