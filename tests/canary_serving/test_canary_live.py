@@ -107,7 +107,7 @@ async def send_many(proxy, count: int, headers: dict) -> list[httpx.Response]:
 def test_healthz_shows_each_candidates_share_and_status_as_last_read(stack):
     canary = health(stack)["canary"]
     assert canary["stale"] is False
-    assert canary["candidates"]["good"] == {"share": 0.2, "status": "running", "serving": True}
+    assert canary["candidates"]["good"] == {"share": 0.2, "status": "running", "guard": None, "serving": True}
 
 
 def test_a_20_percent_canary_serves_close_to_20_percent_of_eligible_requests_and_none_of_tier_high(stack):
