@@ -31,11 +31,28 @@ class Phase:
     client_cpu_s: float
 
 
+# Anthropic Messages modes: the same question to `POST /v1/messages`, buffered or as an event stream.
+MESSAGES_MODES = ("messages", "messages-stream")
+_MESSAGES_STREAM_END = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
 def chat_request_body(mode: str) -> bytes:
-    body: dict = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}
-    if mode == "stream":
+    if mode in MESSAGES_MODES:
+        body: dict = {"model": "claude-bench", "max_tokens": 256, "messages": [{"role": "user", "content": PROMPT}]}
+    else:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}
+    if mode in ("stream", "messages-stream"):
         body["stream"] = True
     return orjson.dumps(body)
+
+
+def request_path(mode: str) -> str:
+    return "/v1/messages" if mode in MESSAGES_MODES else "/v1/chat/completions"
+
+
+def stream_end(mode: str) -> bytes | None:
+    """How the mode's answer ends when it is a stream (None: not a stream)."""
+    return {"stream": _STREAM_END, "messages-stream": _MESSAGES_STREAM_END}.get(mode)
 
 
 def open_session(concurrency: int) -> aiohttp.ClientSession:
@@ -50,7 +67,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[
 
 
 async def run_phase(session: aiohttp.ClientSession, url: str, body: bytes, *, stream: bool,
-                    count: int, concurrency: int) -> Phase:
+                    count: int, concurrency: int, ends_with: bytes = _STREAM_END) -> Phase:
     """Send `count` requests from `concurrency` workers; raise BenchError on any bad answer."""
     latencies: list[float] = []
     tickets = iter(range(count))  # shared: each worker takes the next ticket until none are left
@@ -64,7 +81,7 @@ async def run_phase(session: aiohttp.ClientSession, url: str, body: bytes, *, st
             except aiohttp.ClientError as exc:
                 raise BenchError(f"POST {url} failed: {type(exc).__name__}: {exc}") from None
             latencies.append((time.perf_counter() - started) * 1000)
-            if response.status != 200 or (stream and not payload.endswith(_STREAM_END)):
+            if response.status != 200 or (stream and not payload.endswith(ends_with)):
                 raise BenchError(f"POST {url} answered {response.status}: {payload[:300]!r}")
 
     cpu_started, started = time.process_time(), time.perf_counter()

@@ -103,7 +103,9 @@ def _proxy_config(port: int, upstream_base_url: str, workdir: Path) -> str:
     # json.dumps quotes a path the way TOML's basic strings expect.
     return (f"[server]\nhost = \"127.0.0.1\"\nport = {port}\n"
             f"log_file = {json.dumps(str(workdir / 'proxy.log'))}\n\n"
-            f"[primary]\nbase_url = {json.dumps(upstream_base_url)}\n\n"
+            f"[primary]\nbase_url = {json.dumps(upstream_base_url)}\n"
+            # The simulator answers Anthropic Messages at its root too (the Messages rows).
+            f"anthropic_base_url = {json.dumps(upstream_base_url.removesuffix('/v1'))}\n\n"
             f"[store]\npath = {json.dumps(str(workdir / 'captures.db'))}\n")
 
 

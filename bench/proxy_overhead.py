@@ -4,8 +4,10 @@ The simulated upstream (`python -m shadowtap.proxy.simulator`, every delay 0 so 
 can) and `shadowtap serve` (default config, store and logs in a temporary directory) each run in
 a process of their own. This process is the client: N aiohttp workers, each sending chat
 completions one after another over its own keep-alive connection, either straight to the
-upstream ("direct") or to the proxy in front of it ("through"). Two modes: `json` (a plain chat
-completion) and `stream` (`"stream": true`, 20 server-sent events).
+upstream ("direct") or to the proxy in front of it ("through"). Four modes: `json` (a plain chat
+completion), `stream` (`"stream": true`, 20 server-sent events), and the same question as an
+Anthropic Messages request, `messages` (buffered) and `messages-stream` (its event stream),
+through `[primary] anthropic_base_url`.
 
 Each cell (mode x concurrency) warms both targets up, then alternates short direct and through
 phases (D T, T D, D T, ...) so drift on a shared, noisy machine lands on both sides alike. After
@@ -48,13 +50,26 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `bench` (and `proxy`) importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.load import BenchError, Phase, chat_request_body, fetch, open_session, percentile, run_phase, split_evenly  # noqa: E402
+from bench.load import (  # noqa: E402
+    MESSAGES_MODES,
+    BenchError,
+    Phase,
+    chat_request_body,
+    fetch,
+    open_session,
+    percentile,
+    request_path,
+    run_phase,
+    split_evenly,
+    stream_end,
+)
 from bench.local_stack import CpuTimes, LocalStack, cpu_times  # noqa: E402
 from bench.report import capture_complete, machine_info, markdown_report  # noqa: E402
 
 MODES = ("json", "stream")
+# This benchmark also measures Anthropic Messages (`[primary] anthropic_base_url` is set).
+PROXY_MODES = (*MODES, *MESSAGES_MODES)
 SIDES = ("direct", "through")
-CHAT_PATH = "/v1/chat/completions"
 
 
 @dataclass
@@ -83,7 +98,7 @@ class OverheadBenchmark:
         self.identical: dict[str, bool] = {}
 
     def url(self, side: str) -> str:
-        return (self.stack.simulator_url if side == "direct" else self.stack.proxy_url) + CHAT_PATH
+        return self.stack.simulator_url if side == "direct" else self.stack.proxy_url
 
     async def run(self) -> list[dict]:
         cells = []
@@ -98,32 +113,32 @@ class OverheadBenchmark:
         """The proxy must be transparent: the same request gets the same body both ways."""
         body = chat_request_body(mode)
         async with open_session(1) as session:
-            direct = await fetch(session, self.url("direct"), body)
-            through = await fetch(session, self.url("through"), body)
+            direct = await fetch(session, self.url("direct") + request_path(mode), body)
+            through = await fetch(session, self.url("through") + request_path(mode), body)
         self.proxied_sent += 1
         self.identical[mode] = direct == through
 
     async def run_cell(self, mode: str, concurrency: int) -> dict:
-        body, stream = chat_request_body(mode), mode == "stream"
+        body, ends_with = chat_request_body(mode), stream_end(mode)
         sides = {side: Side() for side in SIDES}
         async with open_session(concurrency) as direct_session, open_session(concurrency) as through_session:
             sessions = {"direct": direct_session, "through": through_session}
             for side in SIDES:  # open the connections, warm the caches
-                await self.phase(side, sessions[side], body, stream, self.args.warmup, concurrency)
+                await self.phase(side, sessions[side], body, mode, ends_with, self.args.warmup, concurrency)
             proxy_before = cpu_times(self.stack.proxy.pid)
             for round_index, count in enumerate(split_evenly(self.args.requests, self.args.rounds)):
                 for side in SIDES if round_index % 2 == 0 else SIDES[::-1]:
                     upstream_before = cpu_times(self.stack.simulator.pid).process_s
-                    phase = await self.phase(side, sessions[side], body, stream, count, concurrency)
+                    phase = await self.phase(side, sessions[side], body, mode, ends_with, count, concurrency)
                     sides[side].add(phase, cpu_times(self.stack.simulator.pid).process_s - upstream_before)
             # The proxy is idle during direct phases, so one reading over the cell is its cost.
             proxy_cpu = cpu_times(self.stack.proxy.pid) - proxy_before
         return summarise(mode, concurrency, sides["direct"], sides["through"], proxy_cpu)
 
-    async def phase(self, side: str, session, body: bytes, stream: bool, count: int,
+    async def phase(self, side: str, session, body: bytes, mode: str, ends_with: bytes | None, count: int,
                     concurrency: int) -> Phase:
-        phase = await run_phase(session, self.url(side), body, stream=stream, count=count,
-                                concurrency=concurrency)
+        phase = await run_phase(session, self.url(side) + request_path(mode), body, stream=ends_with is not None,
+                                count=count, concurrency=concurrency, ends_with=ends_with or b"")
         if side == "through":
             self.proxied_sent += count
             await self.stack.wait_for_captures(self.proxied_sent)
@@ -165,7 +180,7 @@ def comma_list(convert):
 
 
 def add_cell_arguments(parser: argparse.ArgumentParser, *, concurrency: list[int], rounds: int,
-                       workdir_help: str) -> None:
+                       workdir_help: str, modes: tuple[str, ...] = MODES) -> None:
     """The options every side-by-side benchmark shares: cells, rounds, warm-up, output."""
     parser.add_argument("--concurrency", type=comma_list(int), default=concurrency,
                         help="connections (workers) per cell, comma-separated "
@@ -173,8 +188,8 @@ def add_cell_arguments(parser: argparse.ArgumentParser, *, concurrency: list[int
     parser.add_argument("--requests", type=int, help="measured requests per side per cell (default 2000)")
     parser.add_argument("--rounds", type=int, help=f"alternating phases per side per cell (default {rounds})")
     parser.add_argument("--warmup", type=int, help="unmeasured requests per side per cell (default 200)")
-    parser.add_argument("--modes", type=comma_list(str), default=list(MODES),
-                        help="json, stream or both (default json,stream)")
+    parser.add_argument("--modes", type=comma_list(str), default=list(modes),
+                        help=f"some of {', '.join(modes)} (default all)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 300 requests in 2 rounds after 50 warm-up, unless given")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of markdown")
@@ -182,15 +197,15 @@ def add_cell_arguments(parser: argparse.ArgumentParser, *, concurrency: list[int
 
 
 def resolve_cell_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, *, rounds: int,
-                           min_warmup: int) -> argparse.Namespace:
+                           min_warmup: int, modes: tuple[str, ...] = MODES) -> argparse.Namespace:
     """Fill the defaults (smaller under --quick) and refuse impossible values."""
     quick = args.quick
     args.requests = args.requests or (300 if quick else 2000)
     args.rounds = args.rounds or (2 if quick else rounds)
     args.warmup = args.warmup if args.warmup is not None else (50 if quick else 200)
-    unknown = sorted(set(args.modes) - set(MODES))
+    unknown = sorted(set(args.modes) - set(modes))
     if unknown:
-        parser.error(f"--modes: unknown {', '.join(unknown)} (expected json, stream or both)")
+        parser.error(f"--modes: unknown {', '.join(unknown)} (expected some of {', '.join(modes)})")
     if min(args.concurrency, default=0) < 1 or args.requests < 1 or args.rounds < 1 or args.warmup < min_warmup:
         parser.error(f"--concurrency, --requests and --rounds must be at least 1, --warmup at least {min_warmup}")
     return args
@@ -198,9 +213,9 @@ def resolve_cell_arguments(parser: argparse.ArgumentParser, args: argparse.Names
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python bench/proxy_overhead.py", description=__doc__.splitlines()[0])
-    add_cell_arguments(parser, concurrency=[1, 8, 32], rounds=4,
+    add_cell_arguments(parser, concurrency=[1, 8, 32], rounds=4, modes=PROXY_MODES,
                        workdir_help="keep the store, config and logs here (default: a temp dir)")
-    return resolve_cell_arguments(parser, parser.parse_args(argv), rounds=4, min_warmup=0)
+    return resolve_cell_arguments(parser, parser.parse_args(argv), rounds=4, min_warmup=0, modes=PROXY_MODES)
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict:

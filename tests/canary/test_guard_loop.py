@@ -229,7 +229,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
 def test_an_automatic_rollback_posts_a_json_event_to_the_webhook(tmp_path, store_path):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"

@@ -54,7 +54,7 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
 @contextmanager
 def recording_upstream() -> Iterator[RecordingUpstream]:
     server = RecordingUpstream()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     try:
         yield server
     finally:
