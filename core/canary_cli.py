@@ -106,9 +106,7 @@ def start(name: str, share: float, force: bool, reason: str, changed_by: str | N
     """Start (or restart after a rollback) NAME's canary at --share."""
     from shadowtap.core.store.canary_store import set_canary_share
 
-    config = load_config_or_exit(config_path)
-    canary_config = _require_canary(config, name)
-    _check_share(share, canary_config, force)
+    config = _config_for_share(config_path, name, share, force)
     with open_store_or_exit(config, store_path) as store:
         state = set_canary_share(store, name, share, status="running", changed_by=_who(changed_by),
                                  reason=reason or "started by hand")
@@ -129,9 +127,7 @@ def promote(name: str, share: float, force: bool, reason: str, changed_by: str |
     """Raise a running canary's share to --share; refused while a guard is red (exit 1), unless --force."""
     from shadowtap.core.store.canary_store import read_canary_states, set_canary_share
 
-    config = load_config_or_exit(config_path)
-    canary_config = _require_canary(config, name)
-    _check_share(share, canary_config, force)
+    config = _config_for_share(config_path, name, share, force)
     with open_store_or_exit(config, store_path) as store:
         current = read_canary_states(store).get(name)
         if current is None or current.status != "running":
@@ -181,6 +177,13 @@ def _require_canary(config: ShadowtapConfig, name: str) -> CandidateCanaryConfig
         fail_usage(f"[[candidates]] {name!r} has no [candidates.canary] table, so it cannot serve live traffic; "
                    "add one (see docs/canary.md)")
     return candidate.canary
+
+
+def _config_for_share(config_path: str | None, name: str, share: float, force: bool) -> ShadowtapConfig:
+    """The config, once NAME is known to have a canary table and --share fits it (else exit 2)."""
+    config = load_config_or_exit(config_path)
+    _check_share(share, _require_canary(config, name), force)
+    return config
 
 
 def _check_share(share: float, canary_config: CandidateCanaryConfig, force: bool) -> None:

@@ -23,7 +23,6 @@ from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.shadow.planning import SERVING_CANDIDATE
 from shadowtap.proxy.upstream import PrimaryClient
 from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 
@@ -37,7 +36,8 @@ class ExchangeSink(Protocol):
 
 
 class ShadowSink(Protocol):
-    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray) -> None: ...
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray, *,
+              serving: str | None = None) -> None: ...
 
 
 class CanaryAssignment(Protocol):
@@ -226,11 +226,11 @@ class PrimaryForwarder:
 
     @staticmethod
     def _offer_shadows(shadows: ShadowSink, exchange: RawExchange, parsed: dict | None,
-                       body: bytes | bytearray) -> None:
+                       body: bytes | bytearray, serving: str | None) -> None:
         """Shadowing can never fail a live request: whatever goes wrong there is logged, and the
         request goes on to the primary as if no candidate were configured."""
         try:
-            shadows.offer(exchange, parsed, body)
+            shadows.offer(exchange, parsed, body, serving=serving)
         except Exception:
             log.exception("could not hand the request to the shadow worker", extra={"exchange_id": exchange.id})
 
@@ -262,14 +262,7 @@ class PrimaryForwarder:
             body, parsed = prepare_body(exchange.request_body, parse=shadows is not None)
             if shadows is not None:
                 # Before the primary call, so candidates start at the same moment.
-                if serving is None:
-                    self._offer_shadows(shadows, exchange, parsed, body)
-                else:
-                    token = SERVING_CANDIDATE.set(serving.candidate)  # the reverse shadow: the primary's twin
-                    try:
-                        self._offer_shadows(shadows, exchange, parsed, body)
-                    finally:
-                        SERVING_CANDIDATE.reset(token)
+                self._offer_shadows(shadows, exchange, parsed, body, serving.candidate if serving else None)
             if serving is not None and canary is not None and await canary.serve(
                     serving, exchange, dialect, suffix, scope["query_string"], send,
                     functools.partial(self._relay, answering=f"candidate {serving.candidate}"), watcher):

@@ -78,20 +78,11 @@ def ship(config_path, store_path, once, show_status, as_json, batch_size, interv
                       export_scores=exporter.export_batch if exporter else None)
     try:
         if show_status:
-            try:
-                status = shipper.status()
-            except StoreError as exc:
-                click.echo(f"shadowtap: {exc}", err=True)
-                raise SystemExit(1) from None
-            click.echo(format_status(status, as_json=as_json))
+            click.echo(format_status(_or_exit_1(shipper.status), as_json=as_json))
             return
         configure_logging(log_level, "text", secrets=secrets)
         if once:
-            try:
-                shipped = shipper.ship_once()
-            except StoreError as exc:
-                click.echo(f"shadowtap: {exc}", err=True)
-                raise SystemExit(1) from None
+            shipped = _or_exit_1(shipper.ship_once)
             rejected = f", {shipper.counters.rejected} set aside (see --status)" if shipper.counters.rejected else ""
             click.echo(f"shipped {shipped} rows{rejected}")
             return
@@ -127,3 +118,14 @@ def spool_redactor(config):
     from shadowtap.core.redaction import Redactor
 
     return Redactor.from_rules(config.redaction)
+
+
+def _or_exit_1(step):
+    """`step()`, or exit 1 saying why when the shared store refuses it."""
+    from shadowtap.core.errors import StoreError
+
+    try:
+        return step()
+    except StoreError as exc:
+        click.echo(f"shadowtap: {exc}", err=True)
+        raise SystemExit(1) from None

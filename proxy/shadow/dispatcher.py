@@ -70,10 +70,12 @@ class ShadowDispatcher:
             channel.process = process  # only once started: stop() joins what it finds here
         threading.Thread(target=self._read_snapshots, daemon=True, name="shadow-snapshots").start()
 
-    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray) -> None:
-        """Plan the shadows for a request and hand them to the worker; skips go with the capture."""
+    def offer(self, exchange: RawExchange, body: dict | None, body_bytes: bytes | bytearray, *,
+              serving: str | None = None) -> None:
+        """Plan the shadows for a request and hand them to the worker; skips go with the capture.
+        `serving`: the canary candidate answering the request live, if one does."""
         plan = self._planner.plan(exchange.id, exchange.started_at, exchange.path, exchange.request_headers, body,
-                                  body_bytes)
+                                  body_bytes, serving=serving)
         if plan.job is not None:
             refused = self._send(plan.job)
             if refused is not None:

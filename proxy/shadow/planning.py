@@ -6,7 +6,6 @@ Budget, concurrency and breaker checks belong to the shadow worker, which owns t
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from shadowtap.core.config import CandidateConfig, ShadowConfig
@@ -16,11 +15,6 @@ from shadowtap.proxy.shadow.sampling import is_sampled
 
 TWIN = "primary_twin"
 SERVED_LIVE = "served_live"  # skip reason: the candidate answers this request live (a canary)
-
-# The canary candidate answering the request being planned, set by the forwarder around its offer
-# to the shadow dispatcher (which does not pass it on): a canaried request always gets the
-# primary's twin, the reverse shadow, so the report compares the two on the same requests.
-SERVING_CANDIDATE: ContextVar[str | None] = ContextVar("shadowtap_serving_candidate", default=None)
 
 
 @dataclass(slots=True)
@@ -56,9 +50,9 @@ class ShadowPlanner:
     def plan(self, exchange_id: str, started_at: float, path: str, headers: list[tuple[bytes, bytes]],
              body: dict | None, body_bytes: bytes | bytearray = b"", *, serving: str | None = None) -> ShadowPlan:
         """`body` is the parsed request (for the decisions), `body_bytes` what goes to the worker.
-        `serving` names the canary candidate answering the request live (default: SERVING_CANDIDATE):
-        that candidate is not mirrored again, and the primary's twin always is."""
-        serving = serving or SERVING_CANDIDATE.get()
+        `serving` names the canary candidate answering the request live: that candidate is not
+        mirrored again, and the primary's twin always is (the reverse shadow, so the report
+        compares the two on the same requests)."""
         dialect = dialect_for_path(path)
         request_reason = self._request_ineligible(dialect, headers, body)
         model = dialect.request_model(body) if body is not None else None

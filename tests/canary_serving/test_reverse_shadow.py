@@ -2,7 +2,7 @@
 
 from shadowtap.core.config import CandidateCanaryConfig, CandidateConfig, ShadowConfig
 from shadowtap.proxy.exchange import new_exchange_id
-from shadowtap.proxy.shadow.planning import SERVED_LIVE, SERVING_CANDIDATE, ShadowPlanner
+from shadowtap.proxy.shadow.planning import SERVED_LIVE, ShadowPlanner
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -19,15 +19,6 @@ def test_a_canaried_request_gets_the_primary_twin_and_is_not_mirrored_to_its_own
     assert plan.job is not None and plan.job.twin is True
     assert plan.job.candidates == ["other"]
     assert plan.skips == [("live", SERVED_LIVE)]
-
-
-def test_the_serving_candidate_can_come_from_the_context_the_forwarder_sets():
-    token = SERVING_CANDIDATE.set("live")
-    try:
-        plan = planner().plan(new_exchange_id(), 0.0, CHAT, [], dict(BODY), b"{}")
-    finally:
-        SERVING_CANDIDATE.reset(token)
-    assert plan.job is not None and plan.job.twin is True
 
 
 def test_a_request_not_canaried_gets_no_twin_when_the_twin_rate_is_zero():

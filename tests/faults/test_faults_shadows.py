@@ -146,7 +146,7 @@ def test_a_failure_while_handing_a_request_to_the_shadows_still_answers_from_the
     from shadowtap.proxy.upstream import PrimaryClient
 
     class BrokenShadows:
-        def offer(self, exchange, body, body_bytes):
+        def offer(self, exchange, body, body_bytes, *, serving=None):
             raise RuntimeError("planning blew up")
 
     captured = []
