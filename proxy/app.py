@@ -22,7 +22,7 @@ from shadowtap.core import __version__
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.errors import ConfigError
 from shadowtap.core.redaction import Redactor
-from shadowtap.core.store import CaptureStore, Store
+from shadowtap.core.store import CaptureStore
 from shadowtap.proxy.capture.builder_process import RowBuilderProcess, RowBuilderSettings
 from shadowtap.proxy.capture.writer import CaptureWriter
 from shadowtap.proxy.feedback_api import feedback_route
@@ -30,11 +30,11 @@ from shadowtap.proxy.forwarder import PrimaryForwarder
 from shadowtap.proxy.headers import header_value
 from shadowtap.proxy.http_errors import send_error
 from shadowtap.proxy.metrics import ProxyMetrics
-from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
 from shadowtap.proxy.upstream import PrimaryClient
 
 if TYPE_CHECKING:
     from shadowtap.proxy.canary.serving import CanaryServing
+    from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
 
 log = logging.getLogger("shadowtap.app")
 
@@ -93,11 +93,21 @@ def _without_exchange_id(send):
 
 
 def _canary_serving(config: ShadowtapConfig, metrics: ProxyMetrics) -> CanaryServing:
-    # Imported only when a candidate has a canary table: it loads jsonschema, which nothing else
-    # in the live process needs. The state is read from the store every replica shares.
+    # Imported only when a candidate has a canary table: it loads jsonschema, and the store's
+    # handle loads every part of the store; nothing else in the live process needs either. The
+    # state is read from the store every replica shares.
+    from shadowtap.core.store import Store
     from shadowtap.proxy.canary.serving import CanaryServing
 
     return CanaryServing(config, metrics, open_state_store=lambda: Store.open(config.store.read_target()))
+
+
+def _shadow_dispatcher(config: ShadowtapConfig, metrics: ProxyMetrics) -> ShadowDispatcher:
+    # Imported only when something is shadowed: without candidates or a primary twin the live
+    # process loads none of the shadow machinery.
+    from shadowtap.proxy.shadow.dispatcher import ShadowDispatcher
+
+    return ShadowDispatcher(config, metrics)
 
 
 def _client_keys(config: ShadowtapConfig) -> list[str]:
@@ -138,7 +148,7 @@ def create_app(config: ShadowtapConfig, *, metrics: ProxyMetrics | None = None,
                            capture_all_endpoints=config.store.capture_all_endpoints,
                            queue_max_bytes=config.store.queue_max_bytes)
     primary = PrimaryClient(config.primary)
-    shadows = ShadowDispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
+    shadows = _shadow_dispatcher(config, metrics) if (config.candidates or config.shadow.primary_twin_rate) else None
     canary = _canary_serving(config, metrics) if config.canaries_configured() else None
     forwarder = PrimaryForwarder(primary, writer, metrics, max_body_bytes=config.server.max_body_bytes,
                                  primary_api_key=primary_key, shadows=shadows if shadows and shadows.active else None,

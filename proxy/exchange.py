@@ -11,16 +11,21 @@ import time
 from dataclasses import dataclass, field
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# Two characters per 10 bits, and one character per random byte (its low 5 bits: 256 is a
+# multiple of 32, so each character is uniform). Both replace a loop of 26 steps per request.
+_PAIRS = tuple(high + low for high in _CROCKFORD for low in _CROCKFORD)
+_BYTE_TO_CHARACTER = bytes(ord(_CROCKFORD[byte & 31]) for byte in range(256))
 
 
 def new_exchange_id() -> str:
-    """A 26-character, time-sortable id (ULID layout: 48 bits of milliseconds, 80 random bits)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """A 26-character, time-sortable id (ULID layout: 48 bits of milliseconds, 80 random bits).
+
+    The first 10 characters are the milliseconds (50 bits, the top two zero), the last 16 the
+    random bits, 5 to a character, as the 26 base-32 digits of one 128-bit number would be."""
+    ms = time.time_ns() // 1_000_000
+    prefix = (_PAIRS[ms >> 40 & 1023] + _PAIRS[ms >> 30 & 1023] + _PAIRS[ms >> 20 & 1023]
+              + _PAIRS[ms >> 10 & 1023] + _PAIRS[ms & 1023])
+    return prefix + os.urandom(16).translate(_BYTE_TO_CHARACTER).decode("ascii")
 
 
 @dataclass(slots=True)

@@ -14,16 +14,17 @@ import time
 from time import perf_counter
 from typing import Protocol
 
-import aiohttp
 import orjson
 
 from shadowtap.core.errors import ProxyOverloaded, UpstreamError, UpstreamTimeout
+from shadowtap.proxy.client_disconnect import body_received, watch_for_disconnect
 from shadowtap.proxy.dialects import OTHER, Dialect, dialect_for_path, upstream_for_path
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.headers import forwardable_request_headers, header_value, relayable_response_headers
 from shadowtap.proxy.http_errors import error_body, record_proxy_error, send_error
 from shadowtap.proxy.metrics import ProxyMetrics
 from shadowtap.proxy.upstream import PrimaryClient
+from shadowtap.proxy.upstream_http import BodyBrokeOff, UpstreamResponse
 from shadowtap.proxy.upstream_path import UnsafePath, upstream_suffix
 
 log = logging.getLogger("shadowtap.proxy")
@@ -131,7 +132,7 @@ class PrimaryForwarder:
             await self._reject_method(exchange, send, dialect)
             return
         try:
-            exchange.request_body = await self._read_body(scope["headers"], receive)
+            exchange.request_body = await self._read_body(scope, receive)
         except _BodyTooLarge:
             await self._reject_oversized(exchange, send)
             return
@@ -147,33 +148,40 @@ class PrimaryForwarder:
             self._metrics.observe_exchange(exchange)
             self._sink.submit(exchange)
 
-    async def _read_body(self, headers, receive) -> bytes | bytearray:
-        """The whole body: bytes when it came in one piece, else a bytearray grown piece by piece.
-
-        Never one large join: copying 20 MB at once holds the GIL for about 50 ms here (most of
-        it faulting in fresh pages), and every other client waits that long."""
-        declared = header_value(headers, b"content-length")
+    async def _read_body(self, scope, receive) -> bytes | bytearray:
+        """The whole body, within `[server] body_timeout_s`."""
+        declared = header_value(scope["headers"], b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
             raise _BodyTooLarge
-        body: bytes | bytearray = b""
+        reading = self._body_pieces(receive)
+        if body_received(scope):
+            return await reading  # already all here: nothing can stall, no timer to arm (about 3 µs)
         # One deadline for the whole body, not one per read: a client trickling a byte at a time
         # cannot keep the request open, and a fast one pays for a single timer.
         async with asyncio.timeout(self._body_timeout_s):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise _ClientGone
-                chunk = message.get("body", b"")
-                if len(body) + len(chunk) > self._max_body_bytes:
-                    raise _BodyTooLarge
-                if not body:
-                    body = chunk
-                elif chunk:
-                    if isinstance(body, bytes):
-                        body = bytearray(body)
-                    body += chunk
-                if not message.get("more_body", False):
-                    return body
+            return await reading
+
+    async def _body_pieces(self, receive) -> bytes | bytearray:
+        """Bytes when the body came in one piece, else a bytearray grown piece by piece.
+
+        Never one large join: copying 20 MB at once holds the GIL for about 50 ms here (most of
+        it faulting in fresh pages), and every other client waits that long."""
+        body: bytes | bytearray = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > self._max_body_bytes:
+                raise _BodyTooLarge
+            if not body:
+                body = chunk
+            elif chunk:
+                if isinstance(body, bytes):
+                    body = bytearray(body)
+                body += chunk
+            if not message.get("more_body", False):
+                return body
 
     async def _reject_oversized(self, exchange: RawExchange, send) -> None:
         message = (f"Request body exceeds shadowtap's limit of {self._max_body_bytes} bytes "
@@ -247,9 +255,8 @@ class PrimaryForwarder:
     async def _forward(self, scope, receive, send, exchange: RawExchange, suffix: str, dialect: Dialect) -> None:
         task = asyncio.current_task()
         assert task is not None  # an ASGI server runs each request in a task of its own
-        disconnected = asyncio.Event()
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task, disconnected))
-        response: aiohttp.ClientResponse | None = None
+        watcher = watch_for_disconnect(scope, receive, task)
+        response: UpstreamResponse | None = None
         try:
             upstream = dialect.upstream if dialect is not OTHER else upstream_for_path(suffix)
             url = self._primary.url_for(suffix, scope["query_string"], upstream)
@@ -269,7 +276,7 @@ class PrimaryForwarder:
                 return
             exchange.t_upstream_start = perf_counter()
             if isinstance(body, bytearray):
-                body = memoryview(body)  # sent without another copy (aiohttp slices what it sends)
+                body = memoryview(body)  # sent without another copy
             try:
                 response = await self._primary.send(exchange.method, url, headers, body)
             except UpstreamError as exc:
@@ -277,7 +284,7 @@ class PrimaryForwarder:
                 return
             await self._relay(response, exchange, send, watcher)
         except asyncio.CancelledError:
-            if not disconnected.is_set():
+            if not watcher.client_gone:
                 raise  # server shutdown, not the client: let it propagate
             task.uncancel()
             exchange.client_disconnected = True
@@ -286,7 +293,7 @@ class PrimaryForwarder:
             if response is not None:
                 response.close()  # returns a finished connection to the pool; drops a live one
 
-    async def _relay(self, response: aiohttp.ClientResponse, exchange: RawExchange, send, watcher, *,
+    async def _relay(self, response: UpstreamResponse, exchange: RawExchange, send, watcher, *,
                      answering: str = "primary") -> None:
         exchange.status = response.status
         exchange.response_headers = list(response.raw_headers)
@@ -297,11 +304,11 @@ class PrimaryForwarder:
         exchange.t_response_started = perf_counter()
         chunks, times = exchange.response_chunks, exchange.chunk_times
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response.chunks():
                 times.append(perf_counter())
                 chunks.append(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except BodyBrokeOff as exc:
             # The primary broke off mid-body. Return without finishing the response, so the
             # client sees a truncated transfer rather than a clean end we invented.
             exchange.stream_broken = True
@@ -324,13 +331,3 @@ class PrimaryForwarder:
                                 exchange_id=exchange.id)
         record_proxy_error(exchange, status, body, str(exc))
         log.warning("primary upstream failed", extra={"exchange_id": exchange.id, "error": str(exc)})
-
-
-async def _cancel_on_disconnect(receive, task: asyncio.Task, disconnected: asyncio.Event) -> None:
-    """Wait for the client to go away, then cancel the request task (and so the upstream call)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            disconnected.set()
-            task.cancel()
-            return

@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -20,6 +18,8 @@ def free_port() -> int:
 
 def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float = 20.0) -> float:
     """Poll `url` until anything answers; return the seconds it took."""
+    import httpx  # here, not at the top: `shadowtap serve` imports this module, and never polls
+
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if process.poll() is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import uvicorn
@@ -19,7 +20,9 @@ from shadowtap.core.config import ShadowtapConfig, load_config
 from shadowtap.core.errors import ConfigError
 from shadowtap.core.logs import configure_logging
 from shadowtap.core.secrets import configured_secrets
-from shadowtap.proxy.app import ShadowtapApp, create_app
+
+if TYPE_CHECKING:
+    from shadowtap.proxy.app import ShadowtapApp
 
 CONFIG_PATH_ENV = "SHADOWTAP_CONFIG_PATH"
 SERVER_OVERRIDES_ENV = "SHADOWTAP_SERVER_OVERRIDES"
@@ -39,6 +42,11 @@ def serve_workers(config: ShadowtapConfig, uvicorn_options: dict) -> None:
 
 def create_app_in_worker() -> ShadowtapApp:
     """The app factory each worker process imports: the same config, logging and app as one process."""
+    from shadowtap.proxy.live_imports import import_sqlite_utils_without_dataframes
+
+    import_sqlite_utils_without_dataframes()  # each worker is a live process too: before the app imports the store
+    from shadowtap.proxy.app import create_app
+
     overrides = orjson.loads(os.environ.get(SERVER_OVERRIDES_ENV, "{}"))
     config = load_config(os.environ[CONFIG_PATH_ENV]).with_overrides(**overrides)
     configure_logging(config.server.log_level, config.server.log_format, config.server.log_file,

@@ -36,6 +36,9 @@ def serve(config_path: str, host: str | None, port: int | None, workers: int | N
     unusable store with --require-store, or a port already in use (one sentence on stderr,
     nothing started).
     """
+    from shadowtap.proxy.live_imports import import_sqlite_utils_without_dataframes
+
+    import_sqlite_utils_without_dataframes()  # first: the store and the app below import sqlite-utils
     from shadowtap.core.store import CaptureStore
     from shadowtap.core.store.preflight import check_store_writable
     from shadowtap.proxy.listening import check_port_free

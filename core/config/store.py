@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from shadowtap.core.config.checks import check_env_name, check_http_url, check_range
 from shadowtap.core.config.live import StoreConfig as LiveStoreConfig
 from shadowtap.core.errors import ConfigError
-from shadowtap.core.store.backend import is_postgres_url, safe_url
+from shadowtap.core.store.targets import is_postgres_url, safe_url
 
 
 @dataclass(frozen=True)

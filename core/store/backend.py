@@ -12,9 +12,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from sqlite_utils import Database
+
+# Where the store's parts and the CLI import them from (targets.py keeps them free of sqlite-utils).
+from shadowtap.core.store.targets import is_postgres_url as is_postgres_url
+from shadowtap.core.store.targets import safe_url as safe_url
+from shadowtap.core.store.targets import store_missing as store_missing
 
 
 class Cursor(Protocol):
@@ -98,29 +102,6 @@ class SqliteBackend:
 
     def columns(self, table: str) -> list[str]:
         return [column.name for column in self.db[table].columns]
-
-
-def is_postgres_url(target: object) -> bool:
-    """True for a postgresql:// (or postgres://) URL: the store it names is PostgreSQL, not a file."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-def store_missing(target: str) -> bool:
-    """True when `target` names a SQLite file that does not exist (a URL names a server: opening
-    it says whether it answers)."""
-    from pathlib import Path
-
-    return target != ":memory:" and not is_postgres_url(target) and not Path(target).exists()
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password and query, for logs, reports and error messages."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc, query=""))
 
 
 def backend_of(store_or_db: object) -> SqlBackend:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from rapidfuzz.distance import Levenshtein
 
 from shadowtap.core.errors import FeedbackConflict, FeedbackError, StoreError, UnknownExchange
 from shadowtap.core.feedback_items import FeedbackItem, parse_feedback_item
@@ -106,6 +105,9 @@ class FeedbackStore:
         comment = self._redactor.redact_text(item.comment) if item.comment else None
         distance = ratio = None
         if item.edited_text is not None:
+            # Imported here: the live process serves the feedback API, and most feedback has no edit.
+            from rapidfuzz.distance import Levenshtein
+
             # Captured text is stored redacted, so the edit is compared in the same redacted form.
             edited = self._redactor.redact_text(item.edited_text)
             distance = Levenshtein.distance(answer, edited)

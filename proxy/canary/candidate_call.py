@@ -1,7 +1,7 @@
 """Calling a candidate live: its `api_base` in the request's own dialect, the app's body with `model`
 swapped, the candidate's key (never the client's).
 
-Each candidate gets its own pooled aiohttp client, the primary's machinery (`PrimaryClient`) given the
+Each candidate gets its own pooled upstream client, the primary's machinery (`PrimaryClient`) given the
 candidate's `api_base` as its base URL: the URL is built from config, never from the request, and the
 `api_base` was checked by the config (http(s) only, no link-local address unless allowed).
 """
@@ -13,14 +13,12 @@ import logging
 import os
 from dataclasses import dataclass
 
-import aiohttp
-from yarl import URL
-
 from shadowtap.core.config import CandidateConfig, PrimaryConfig
 from shadowtap.core.config.canary import CandidateCanaryConfig
 from shadowtap.proxy.dialects import Dialect
 from shadowtap.proxy.headers import forwardable_request_headers, is_secret_header
 from shadowtap.proxy.upstream import PrimaryClient
+from shadowtap.proxy.upstream_http import RequestTarget, UpstreamResponse
 
 log = logging.getLogger("shadowtap.canary")
 
@@ -93,8 +91,9 @@ class CandidateTarget:
                                read_timeout_s=rules.timeout_s, max_connections=_MAX_CONNECTIONS)
         return cls(candidate.name, rules, upstream_model(candidate, rules), key, PrimaryClient(config))
 
-    def url_for(self, suffix: str, query: bytes) -> URL:
+    def url_for(self, suffix: str, query: bytes) -> RequestTarget:
         return self.client.url_for(suffix, query)
 
-    async def send(self, method: str, url: URL, headers: list[tuple[str, str]], body: bytes) -> aiohttp.ClientResponse:
+    async def send(self, method: str, url: RequestTarget, headers: list[tuple[str, str]],
+                   body: bytes) -> UpstreamResponse:
         return await self.client.send(method, url, headers, body)

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
 
-import aiohttp
-
 from shadowtap.core.config import ShadowtapConfig
 from shadowtap.core.errors import UpstreamError, UpstreamTimeout
 from shadowtap.proxy.canary.assignment import CanaryAssigner
@@ -33,6 +31,7 @@ from shadowtap.proxy.dialects import Dialect
 from shadowtap.proxy.exchange import RawExchange
 from shadowtap.proxy.headers import relayable_response_headers
 from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.upstream_http import BodyBrokeOff, UpstreamResponse
 
 log = logging.getLogger("shadowtap.canary")
 
@@ -173,7 +172,7 @@ class CanaryServing:
         return True
 
     async def _call(self, target: CandidateTarget, exchange: RawExchange, dialect: Dialect, suffix: str,
-                    query: bytes, body: bytes, deadline: float) -> aiohttp.ClientResponse:
+                    query: bytes, body: bytes, deadline: float) -> UpstreamResponse:
         headers = candidate_headers(exchange.request_headers, target.key, dialect)
         try:
             async with asyncio.timeout_at(deadline):
@@ -190,14 +189,14 @@ class CanaryServing:
         return response
 
     async def _answer_checked(self, target: CandidateTarget, contract: Contract, dialect: Dialect,
-                              exchange: RawExchange, response: aiohttp.ClientResponse, send, watcher,
+                              exchange: RawExchange, response: UpstreamResponse, send, watcher,
                               deadline: float) -> None:
         """Buffer the whole answer, check it, then send it in one piece."""
         chunks: list[bytes] = []
         size = 0
         try:
             async with asyncio.timeout_at(deadline):
-                async for chunk in response.content.iter_any():
+                async for chunk in response.chunks():
                     size += len(chunk)
                     if size > self._max_buffered_bytes:
                         raise _Fallback(CANDIDATE_ERROR, f"the answer is larger than {self._max_buffered_bytes} "
@@ -206,7 +205,7 @@ class CanaryServing:
         except TimeoutError:
             deadline = target.rules.timeout_s
             raise _Fallback(CANDIDATE_TIMEOUT, f"the answer did not finish within {deadline:g} s") from None
-        except aiohttp.ClientError as exc:
+        except BodyBrokeOff as exc:
             raise _Fallback(CANDIDATE_ERROR, f"the answer broke off: {type(exc).__name__}") from None
         raw_headers = list(response.raw_headers)
         errors = answer_errors(contract, dialect, raw_headers, chunks)

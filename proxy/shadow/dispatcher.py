@@ -25,9 +25,16 @@ from shadowtap.proxy.shadow.handoff import JobSender, job_channel
 from shadowtap.proxy.shadow.lag import cumulative_buckets, merged
 from shadowtap.proxy.shadow.planning import ShadowJob, ShadowPlanner
 from shadowtap.proxy.shadow.shares import WorkerShare, shares
-from shadowtap.proxy.shadow.worker import run_worker
 
 log = logging.getLogger("shadowtap.shadow")
+
+
+def _run_worker(*args: object) -> None:
+    """The spawned worker's target, imported by name there: the worker module (candidate clients,
+    pricing, capture rows, litellm) loads in the worker process only, never in the live one."""
+    from shadowtap.proxy.shadow.worker import run_worker
+
+    run_worker(*args)  # type: ignore[arg-type]
 
 
 class ShadowDispatcher:
@@ -62,7 +69,7 @@ class ShadowDispatcher:
     def start(self) -> None:
         for channel in self._channels:
             name = "shadowtap-shadow-worker" + (f"-{channel.share.index}" if channel.share.count > 1 else "")
-            process = self._context.Process(target=run_worker,
+            process = self._context.Process(target=_run_worker,
                                             args=(self._config, channel.worker_end, channel.taken, self._snapshots,
                                                   channel.share),
                                             name=name)
