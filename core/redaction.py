@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import orjson
+
 _EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])", re.ASCII)
 
 # 13-19 digits, single spaces or dashes allowed between them; Luhn decides the rest.
@@ -28,6 +30,13 @@ _PHONE = re.compile(
     re.ASCII,
 )
 _DIGIT = re.compile(r"\d", re.ASCII)
+
+# What cards and phone numbers are made of: digits and the separators " +().-". See `_nothing_to_redact`.
+_DIGITS = b"0123456789"
+_SEPARATORS = b" +().-"
+# Every byte of such a run becomes "0", every other byte "x": runs are then found by bytes.find.
+_RUN_MARKS = bytes(0x30 if byte in _DIGITS + _SEPARATORS else 0x78 for byte in range(256))
+_EIGHT_RUN_MARKS = b"0" * 8
 
 _INTERNATIONAL_DIGITS = range(8, 16)  # E.164 allows at most 15 digits
 _BARE_INTERNATIONAL_DIGITS = range(10, 16)  # "+12345678" is more often a signed number
@@ -192,6 +201,16 @@ class Redactor:
             return value
         return self._redact_value(value)
 
+    def redacted_json_bytes(self, value: object) -> bytes:
+        """`orjson.dumps(self.redact_json(value))`, without walking the value when its JSON shows
+        that no string in it holds anything to redact (most captured bodies and headers): the
+        built-in kinds need an "@" or a run of digits and separators, which a string keeps as is in
+        its JSON. Custom patterns can match anything, so with any configured the walk always runs."""
+        document = orjson.dumps(value)
+        if not self.enabled or (not self._patterns and _nothing_to_redact(document)):
+            return document
+        return orjson.dumps(self._redact_value(value))
+
     def _redact_value(self, value: object) -> object:
         if isinstance(value, str):
             return self.redact_text(value)
@@ -215,6 +234,41 @@ class Redactor:
         else:
             return self._phone_marker
         return self._phone_marker if digit_count in allowed else number
+
+
+def _nothing_to_redact(document: bytes) -> bool:
+    """True when no string in a JSON document (as orjson writes it) can hold an email, a card or a
+    phone number, found by looking at the whole document at once. An email needs an "@". The rest
+    lie in runs of digits and separators: a card needs 13 digits; a phone written with "+" 8 digits
+    after it; any other phone (North American, or national with a leading 0) 10 digits with a
+    separator among them. So a timestamp, a date, most ids and version numbers let the shortcut
+    through. orjson escapes only '"', "\\" and control characters, none of them digits or
+    separators, so a run in a string stands whole in the document; runs outside strings (numbers)
+    can only make the answer False, never a wrong True."""
+    if b"@" in document:
+        return False
+    marks = document.translate(_RUN_MARKS)
+    start = marks.find(_EIGHT_RUN_MARKS)
+    while start >= 0:  # `start` begins a run: the search goes on from the end of the last one
+        end = marks.find(b"x", start)
+        run = document[start:end] if end >= 0 else document[start:]
+        if _may_hold_card_or_phone(run):
+            return False
+        if end < 0:
+            break
+        start = marks.find(_EIGHT_RUN_MARKS, end)
+    return True
+
+
+def _may_hold_card_or_phone(run: bytes) -> bool:
+    digits = len(run) - len(run.translate(None, _DIGITS))
+    if digits >= 13 or (digits >= 10 and len(run.strip(_SEPARATORS)) > digits):
+        return True
+    plus = run.find(b"+")
+    if plus < 0:
+        return False
+    after_plus = run[plus:]
+    return len(after_plus) - len(after_plus.translate(None, _DIGITS)) >= 8
 
 
 def _compile_pattern(pattern: str) -> re.Pattern[str]:

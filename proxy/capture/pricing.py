@@ -15,6 +15,8 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
+_REMEMBERED_MODELS = 1024
+
 LITELLM_PRICES_FILE = "model_prices_and_context_window_backup.json"
 
 # Release-date suffixes: -2024-07-18, -20240620, -0613.
@@ -30,6 +32,7 @@ class PriceTable:
             for name, entry in prices.items()
             if name != "sample_spec" and isinstance(entry, dict)
         }
+        self._entries: dict[str, dict | None] = {}  # model name as asked -> its entry, found once
 
     @classmethod
     def from_litellm_package(cls) -> PriceTable:
@@ -73,11 +76,19 @@ class PriceTable:
                 + read * ((input_rate if read_rate is None else read_rate) - input_rate))
 
     def _entry_for(self, model: str) -> dict | None:
+        try:
+            return self._entries[model]
+        except KeyError:
+            pass
+        found = None
         for name in _candidate_names(model):
-            entry = self._prices.get(name)
-            if entry is not None:
-                return entry
-        return None
+            found = self._prices.get(name)
+            if found is not None:
+                break
+        if len(self._entries) >= _REMEMBERED_MODELS:  # model names come from requests: keep it bounded
+            self._entries.clear()
+        self._entries[model] = found
+        return found
 
 
 def _candidate_names(model: str) -> list[str]:

@@ -7,7 +7,7 @@ client's key survives only as a keyed hash.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,15 @@ from shadowtap.proxy.headers import SHADOWTAP_PREFIX, header_value, is_secret_he
 
 # Longer than any card number or phone number the redactor recognises.
 _REDACTION_MARGIN = 64
+
+# The columns an exchange row gets from its request and response, NULL until set. Every row has
+# every column, in one order, so the store reads a row's values without a lookup per column.
+_FILLED_LATER = dict.fromkeys((
+    "request_headers", "client_key_hash", "task", "risk_tier", "tags", "request_unparseable", "request_raw",
+    "shadowtap_metadata", "model", "is_stream", "request_json", "response_headers", "stream_incomplete",
+    "response_unparseable", "ttft_ms", "response_raw", "response_json", "response_model", "response_text",
+    "response_tool_calls", "finish_reason", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cache_creation_tokens", "cache_read_tokens", "cost_usd"))
 
 
 
@@ -49,6 +58,25 @@ class CaptureRows:
         return merged
 
 
+def stored_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """`safe_header_dict(headers)`, with the verdict on each header name remembered: checking a
+    name for credential words is most of the cost, and a service sends the same few names."""
+    stored: dict[str, str] = {}
+    for name, value in headers:
+        key = _stored_name(name)
+        if key is None:
+            continue
+        text = value.decode("latin-1")
+        stored[key] = f"{stored[key]}, {text}" if key in stored else text
+    return stored
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_name(name: bytes) -> str | None:
+    """The key a header is stored under, or None when its value is never stored."""
+    return next(iter(safe_header_dict([(name, b"")])), None)
+
+
 def _ms(start: float, end: float | None) -> float | None:
     return round((end - start) * 1000, 3) if end else None
 
@@ -64,7 +92,8 @@ class CaptureRowBuilder:
                  max_body_bytes: int) -> None:
         self._redactor = redactor
         self._prices = prices
-        self._salt = client_key_salt
+        # Keyed once: each client key's hash starts from a copy (about 1.4 us, against 2.3 for a new HMAC).
+        self._key_hasher = hmac.new(client_key_salt, digestmod="sha256") if client_key_salt is not None else None
         self._max_body_bytes = max_body_bytes
 
     def build_rows(self, raw: RawExchange) -> CaptureRows:
@@ -91,13 +120,14 @@ class CaptureRowBuilder:
             "served_by": raw.served_by,
             "fallback_reason": raw.fallback_reason,
         }
+        row.update(_FILLED_LATER)
         row.update(self._request_fields(raw))
         row.update(self._response_fields(raw, dialect, row.get("model")))
         return row
 
     def _request_fields(self, raw: RawExchange) -> dict:
         fields: dict = {
-            "request_headers": orjson.dumps(self._redactor.redact_json(safe_header_dict(raw.request_headers))).decode(),
+            "request_headers": self._redactor.redacted_json_bytes(stored_headers(raw.request_headers)).decode(),
             "client_key_hash": self._client_key_hash(raw.request_headers),
         }
         tags: dict[str, str] = {}
@@ -122,7 +152,7 @@ class CaptureRowBuilder:
         if isinstance(request, dict):
             metadata = request.pop("shadowtap", None)
             if metadata is not None:
-                fields["shadowtap_metadata"] = orjson.dumps(self._redactor.redact_json(metadata)).decode()
+                fields["shadowtap_metadata"] = self._redactor.redacted_json_bytes(metadata).decode()
             model = request.get("model")
             fields["model"] = model if isinstance(model, str) else None
             fields["is_stream"] = int(request.get("stream") is True)
@@ -131,13 +161,12 @@ class CaptureRowBuilder:
             # redacting is bounded by the limit, not by what a client chose to send.
             fields["request_raw"] = self._redacted_and_clipped(body, fields)
             return fields
-        fields["request_json"] = orjson.dumps(self._redactor.redact_json(request)).decode()
+        fields["request_json"] = self._redactor.redacted_json_bytes(request).decode()
         return fields
 
     def _response_fields(self, raw: RawExchange, dialect: Dialect, request_model: str | None) -> dict:
         fields: dict = {
-            "response_headers": orjson.dumps(
-                self._redactor.redact_json(safe_header_dict(raw.response_headers))).decode(),
+            "response_headers": self._redactor.redacted_json_bytes(stored_headers(raw.response_headers)).decode(),
             "stream_incomplete": 0,
             "response_unparseable": 0,
         }
@@ -160,7 +189,7 @@ class CaptureRowBuilder:
                 index = min(assembled.first_content_chunk, len(raw.chunk_times) - 1)
                 fields["ttft_ms"] = _ms(raw.t_start, raw.chunk_times[index])
         elif assembled.body is not None and sum(map(len, chunks)) <= self._max_body_bytes:
-            fields["response_json"] = orjson.dumps(self._redactor.redact_json(assembled.body)).decode()
+            fields["response_json"] = self._redactor.redacted_json_bytes(assembled.body).decode()
         elif chunks:
             if assembled.body is None:
                 fields["response_unparseable"] = 1
@@ -213,7 +242,7 @@ class CaptureRowBuilder:
         return data
 
     def _client_key_hash(self, headers: list[tuple[bytes, bytes]]) -> str | None:
-        if self._salt is None:
+        if self._key_hasher is None:
             return None
         key = header_value(headers, b"authorization") or header_value(headers, b"api-key") \
             or header_value(headers, b"x-api-key")
@@ -221,4 +250,6 @@ class CaptureRowBuilder:
             return None
         if key[:7].lower() == b"bearer ":
             key = key[7:]
-        return hmac.new(self._salt, key.strip(), hashlib.sha256).hexdigest()[:32]
+        hasher = self._key_hasher.copy()
+        hasher.update(key.strip())
+        return hasher.hexdigest()[:32]

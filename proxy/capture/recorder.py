@@ -36,7 +36,12 @@ from shadowtap.proxy.process_names import CAPTURE_RECORDER, lower_priority, name
 log = logging.getLogger("shadowtap.capture")
 
 # Capture is worth less than a live request when cores are contended; only ever lowers priority.
-RECORDER_NICENESS = 5
+# But not by much: the scheduler gives a nice-1 recorder about 44% of a core the live process keeps
+# busy, what it needs to keep up at about 0.1 ms (live) and 0.075 ms (recorder) of CPU per request;
+# at nice 5 (25%) a 10 s `wrk -c16` run on one pinned core dropped 15,000 of 72,400 captures
+# (queue_full), at nice 1 it dropped none (docs/performance.md). An unprivileged process cannot
+# raise its priority back once its backlog grows, so this is fixed at start.
+RECORDER_NICENESS = 1
 STATUS_INTERVAL_S = 0.05
 _READ_BYTES = 1 << 20
 

@@ -109,3 +109,16 @@ def test_real_price_file_prices_gpt_4o_mini_when_litellm_is_installed_but_never_
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("ok ")
+
+
+def test_cost_is_the_same_when_a_model_is_priced_again(prices):
+    first = [prices.cost_usd(model, 1000, 200) for model in ("openai/gpt-4o-2024-08-06", "gpt-4o", "unknown")]
+    assert [prices.cost_usd(model, 1000, 200) for model in ("openai/gpt-4o-2024-08-06", "gpt-4o", "unknown")] == first
+    assert first[0] == first[1] == pytest.approx(1000 * 2.5e-06 + 200 * 1e-05) and first[2] is None
+
+
+def test_models_remembered_for_pricing_stay_bounded_when_every_request_names_a_new_one(prices):
+    for index in range(pricing._REMEMBERED_MODELS * 2 + 5):
+        prices.cost_usd(f"made-up-{index}", 1, 1)
+    assert len(prices._entries) <= pricing._REMEMBERED_MODELS
+    assert prices.cost_usd("gpt-4o-mini", 1000, 200) == pytest.approx(1000 * 1.5e-07 + 200 * 6e-07)

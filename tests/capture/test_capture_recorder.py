@@ -4,16 +4,21 @@ written, however far ahead of the socket it gets, and the counts come back to it
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import time
 
 import orjson
 import pytest
 
 from shadowtap.core.store import CaptureStore
+from shadowtap.proxy.capture.recorder import RECORDER_NICENESS
 from shadowtap.proxy.capture.recorder_link import RecorderLink
 from shadowtap.proxy.capture.recorder_start import RecorderOptions, RowBuilderSettings
 from shadowtap.proxy.exchange import RawExchange, new_exchange_id
 from shadowtap.proxy.metrics import ProxyMetrics
+from shadowtap.proxy.process_names import CAPTURE_RECORDER
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +95,41 @@ def test_exchanges_beyond_the_queue_size_not_yet_read_by_the_recorder_are_droppe
     assert accepted == [True] * 5 + [False] * 3
     assert metrics.registry.get_sample_value("shadowtap_capture_dropped_total", {"reason": "queue_full"}) == 3
     assert len(stored_ids(store_path)) == 5
+
+
+def recorder_pids() -> list[int]:
+    """This process's children named as the recorder names itself (Linux's /proc)."""
+    children = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listed:
+            children += [int(pid) for pid in listed.read().split()]
+    named = []
+    for pid in children:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as comm:
+            if comm.read().strip() == CAPTURE_RECORDER[:15]:  # the kernel keeps 15 characters
+                named.append(pid)
+    return named
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the recorder's niceness from /proc")
+def test_recorder_runs_a_little_below_the_live_process_priority(tmp_path):
+    store_path = tmp_path / "captures.db"
+    CaptureStore.open(store_path).close()
+
+    async def niceness_seen() -> list[int]:
+        link = RecorderLink(str(store_path), SETTINGS, RecorderOptions(
+            queue_size=100, batch_size=10, flush_interval_s=0.02, capture_all_endpoints=False,
+            queue_max_bytes=None), ProxyMetrics(), asyncio.get_running_loop())
+        link.start()
+        try:
+            link.submit(an_exchange(0))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not recorder_pids():
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # it names itself, then lowers its priority
+            return [os.getpriority(os.PRIO_PROCESS, pid) for pid in recorder_pids()]
+        finally:
+            link.close(timeout_s=60)
+
+    assert asyncio.run(niceness_seen()) == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + RECORDER_NICENESS)]
+    assert 0 < RECORDER_NICENESS <= 2  # lower than live requests, but enough to keep up at saturation

@@ -34,6 +34,6 @@ class PostgresCaptureStore(CaptureStore):
         with self.sql.transaction():
             for table, rows, replace in (("exchanges", exchanges, False), ("shadows", shadows, True)):
                 if rows:
-                    columns = list(rows[0])
+                    columns = list(dict.fromkeys(column for row in rows for column in row))  # any row's
                     self.sql.executemany(upsert_sql(table, columns, replace=replace),
                                          [[row.get(column) for column in columns] for row in rows])
