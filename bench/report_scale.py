@@ -14,9 +14,12 @@ Then it times, as separate processes (what a user waits for, interpreter start-u
 - `shadowtap eval --store TARGET --since SLICE --evaluator ...` over the pending slice, reported
   per 1,000 answers in it (the primary's, and every shadow's that answered).
 
-Each line gives wall and CPU seconds (the child process's own: on a shared machine they move far
-less with the load than the wall time) and the report's peak RSS; the load average is printed
-before and after. `--reuse` times the report again over a store kept with `--keep` (no eval: its
+Each line gives wall and CPU seconds (the child process's own, with the helper it forks for a large
+report: on a shared machine they move far less with the load than the wall time; PostgreSQL's
+server time is not in them) and the report's peak RSS; the load average is printed before and
+after. The report uses a second core where it can (a forked child for half the candidates, and on
+PostgreSQL the server reading scores and shadow rows beside the client), so its wall time can be
+below its CPU time. `--reuse` times the report again over a store kept with `--keep` (no eval: its
 slice was scored by the first run).
 
     python bench/report_scale.py [--exchanges 1000000] [--backend sqlite|postgres]

@@ -119,7 +119,7 @@ def _build(config_path, store_path, since, until, candidate, window):
     store = open_store_or_exit(config, store_path)
     try:
         report = build_report(store.reports, store=store.path, since=since, until=until, window=window,
-                              candidate=candidate, outcomes=config.outcomes)
+                              candidate=candidate, outcomes=config.outcomes, fork=True)
     finally:
         store.close()
     from dataclasses import replace

@@ -3,14 +3,16 @@
 A slice is a set of exchange ids (all in range, a category, a time window). Every candidate figure
 is taken over the candidate's answered exchanges in the slice; every primary figure it is compared
 with over the same exchanges (paired). The twin noise floor is taken over the whole slice.
+
+The figures are computed from a slice's `TallySums` (tally.py), which add up over parts of a slice:
+`key_figures` tallies one slice's rows directly; the report (slices.py) adds up tallied cells.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection
+from operator import itemgetter
 
-from shadowtap.evaluators.report.error_reasons import count_reasons, error_reason
 from shadowtap.evaluators.report.model import (
     AgreementFigures,
     CallCounts,
@@ -25,16 +27,21 @@ from shadowtap.evaluators.report.source import PRIMARY, TWIN, ReportInput
 from shadowtap.evaluators.report.stats import (
     DIFFERENCE_RANGE,
     SCORE_RANGE,
-    mean_interval,
-    percentile,
+    percentile_of_sorted,
     ratio,
     two_proportion_z,
     wilson,
 )
+from shadowtap.evaluators.report.tally import (
+    AgreementSums,
+    LatencyLists,
+    RowReader,
+    RowTally,
+    TallySums,
+    add_noise,
+)
 
-AGREE_AT = 0.9          # evaluators.agreement's "agree" threshold: below it an answer "differs"
 ALPHA = 0.05
-REFUSED_LABELS = frozenset({"both_refused", "refused_where_primary_answered"})
 CALL_OUTCOMES = ("ok", "error", "timeout")
 TWIN_BASELINE_MIN_PAIRS = 20  # fewer twin answers than this: a p95 over them is noise; the primary's is used
 
@@ -42,132 +49,102 @@ TWIN_BASELINE_MIN_PAIRS = 20  # fewer twin answers than this: a p95 over them is
 def key_figures(data: ReportInput, candidate: str, exchange_ids: Collection[str] | None = None) -> KeyFigures:
     """Every figure for `candidate` over the exchanges in `exchange_ids` (None: all in range)."""
     in_slice = (lambda exchange_id: True) if exchange_ids is None else exchange_ids.__contains__
-    rows = [row for row in data.shadows.get(candidate, []) if in_slice(row["exchange_id"])]
-    answered = [row for row in rows if row["outcome"] == "ok"]
-    answered_ids = [row["exchange_id"] for row in answered]
-    slice_ids = list(data.exchanges) if exchange_ids is None else [i for i in exchange_ids if i in data.exchanges]
+    reader, tally = RowReader(data, candidate), RowTally()
+    for place, row in enumerate(data.shadows.get(candidate, [])):
+        if in_slice(row["exchange_id"]):
+            reader.add_row(tally, row, place)
+    for exchange_id in (data.exchanges if exchange_ids is None else exchange_ids):
+        if exchange_id in data.exchanges:
+            add_noise(data, tally, exchange_id)
+    return figures_of(tally.sums())
 
-    agreement = _agreement(data, candidate, answered_ids, slice_ids)
-    faithfulness = _paired(data, candidate, answered_ids, "faithfulness")
-    grounding = _paired(data, candidate, answered_ids, "grounding")
-    contract_valid = _label_rate(data, candidate, answered_ids, "contract", {"valid"})
-    primary_contract_valid = _label_rate(data, PRIMARY, answered_ids, "contract", {"valid"})
+
+def figures_of(sums: TallySums) -> KeyFigures:
+    """Every figure of a slice from its tally."""
     figures = KeyFigures(
-        samples=len(answered),
-        calls=_calls(rows),
-        agreement=agreement,
-        faithfulness=faithfulness,
-        grounding=grounding,
-        stale_context=_label_rate(data, PRIMARY, answered_ids, "freshness", {"stale"}),
-        contract_valid=contract_valid,
-        primary_contract_valid=primary_contract_valid,
-        refusal=_label_rate(data, candidate, answered_ids, "refusal", REFUSED_LABELS),
-        primary_refusal=_label_rate(data, PRIMARY, answered_ids, "refusal", {"refused"}),
-        latency=_latency(data, answered),
-        cost=_cost(data, answered),
+        samples=sums.outcomes["ok"],
+        calls=_calls(sums),
+        agreement=_agreement(sums.agreement, sums.noise),
+        faithfulness=_paired(sums, "faithfulness"),
+        grounding=_paired(sums, "grounding"),
+        stale_context=_rate(sums, "stale_context"),
+        contract_valid=_rate(sums, "contract_valid"),
+        primary_contract_valid=_rate(sums, "primary_contract_valid"),
+        refusal=_rate(sums, "refusal"),
+        primary_refusal=_rate(sums, "primary_refusal"),
+        latency=_latency(sums),
+        cost=_cost(sums),
     )
     findings = significance(figures)
     return KeyFigures(**{**figures.__dict__, "significantly_worse": findings})
 
 
-def _calls(rows: list[dict]) -> CallCounts:
-    outcomes = Counter(row["outcome"] for row in rows)
-    skipped = Counter(row["skip_reason"] or "unknown" for row in rows if row["outcome"] == "skipped")
+def _calls(sums: TallySums) -> CallCounts:
+    outcomes = sums.outcomes
     made = sum(outcomes[outcome] for outcome in CALL_OUTCOMES)
-    reasons = count_reasons(error_reason(row.get("error_class"), row.get("error_message"), row["outcome"])
-                            for row in rows if row["outcome"] in ("error", "timeout"))
+    reasons = dict(sorted(sums.error_reasons.items(), key=lambda item: (-item[1], item[0])))  # as count_reasons
     return CallCounts(made=made, answered=outcomes["ok"], errors=outcomes["error"], timeouts=outcomes["timeout"],
-                      cancelled=outcomes["cancelled"], skipped=dict(sorted(skipped.items())),
+                      cancelled=outcomes["cancelled"], skipped=dict(sorted(sums.skipped.items())),
                       error_rate=wilson(outcomes["error"], made), timeout_rate=wilson(outcomes["timeout"], made),
                       failure_rate=wilson(outcomes["error"] + outcomes["timeout"], made), error_reasons=reasons)
 
 
-def _values(data: ReportInput, source: str, exchange_ids: list[str], evaluator: str) -> list[float]:
-    return [score.value for exchange_id in exchange_ids
-            if (score := data.score(exchange_id, source, evaluator)) is not None]
-
-
-def _agreement(data: ReportInput, candidate: str, answered_ids: list[str], slice_ids: list[str]) -> AgreementFigures:
-    values = _values(data, candidate, answered_ids, "agreement")
-    # The primary's agreement score is always against its twin (details baseline "primary_twin").
-    noise = [score.value for exchange_id in slice_ids
-             if (score := data.score(exchange_id, PRIMARY, "agreement")) is not None
-             and score.details.get("baseline", "primary_twin") == "primary_twin"]
-    mean, noise_mean = mean_interval(values, within=SCORE_RANGE), mean_interval(noise, within=SCORE_RANGE)
-    differs = wilson(sum(value < AGREE_AT for value in values), len(values))
-    noise_differs = wilson(sum(value < AGREE_AT for value in noise), len(noise))
+def _agreement(candidate: AgreementSums, noise: AgreementSums) -> AgreementFigures:
+    mean, noise_mean = candidate.moments.interval(within=SCORE_RANGE), noise.moments.interval(within=SCORE_RANGE)
+    differs = wilson(candidate.below, candidate.moments.n)
+    noise_differs = wilson(noise.below, noise.moments.n)
     above = None if mean.mean is None or noise_mean.mean is None else mean.mean - noise_mean.mean
     excess = None if differs.rate is None or noise_differs.rate is None else max(0.0, differs.rate - noise_differs.rate)
     return AgreementFigures(candidate=mean, noise=noise_mean, above_noise=above, disagreement=differs,
                             noise_disagreement=noise_differs, disagreement_above_noise=excess)
 
 
-def _paired(data: ReportInput, candidate: str, answered_ids: list[str], evaluator: str) -> PairedMean:
-    pairs = [(mine.value, theirs.value) for exchange_id in answered_ids
-             if (mine := data.score(exchange_id, candidate, evaluator)) is not None
-             and (theirs := data.score(exchange_id, PRIMARY, evaluator)) is not None]
-    return PairedMean(candidate=mean_interval([a for a, _ in pairs], within=SCORE_RANGE),
-                      primary=mean_interval([b for _, b in pairs], within=SCORE_RANGE),
-                      difference=mean_interval([a - b for a, b in pairs], within=DIFFERENCE_RANGE), n=len(pairs))
+def _paired(sums: TallySums, evaluator: str) -> PairedMean:
+    paired = sums.paired[evaluator]
+    return PairedMean(candidate=paired.mine.interval(within=SCORE_RANGE),
+                      primary=paired.theirs.interval(within=SCORE_RANGE),
+                      difference=paired.difference.interval(within=DIFFERENCE_RANGE), n=paired.mine.n)
 
 
-def _label_rate(data: ReportInput, source: str, exchange_ids: list[str], evaluator: str, labels) -> Rate:
-    scored = [score for exchange_id in exchange_ids if (score := data.score(exchange_id, source, evaluator))]
-    return wilson(sum(score.label in labels for score in scored), len(scored))
+def _rate(sums: TallySums, name: str) -> Rate:
+    count = sums.label(name)
+    return wilson(count.count, count.n)
 
 
-def latency_baseline(data: ReportInput, answered: list[dict]) -> tuple[str, dict[str, dict]]:
+def latency_baseline(sums: TallySums) -> tuple[str, LatencyLists]:
     """What a candidate's latency is compared with: the primary twin's answers to the same
     exchanges when at least TWIN_BASELINE_MIN_PAIRS of them exist (the twin is timed by the same
     worker, client and clock as the candidate), else the primary's live latency, which the
     candidate's path cannot match (the worker's own overhead is in every candidate figure)."""
-    twin_rows = {row["exchange_id"]: row for row in data.shadows.get(TWIN, ()) if row["outcome"] == "ok"}
-    paired = sum(row["exchange_id"] in twin_rows and row["latency_ms"] is not None
-                 and twin_rows[row["exchange_id"]]["latency_ms"] is not None for row in answered)
-    if paired >= TWIN_BASELINE_MIN_PAIRS:
-        return TWIN, twin_rows
-    return PRIMARY, data.exchanges
+    if len(sums.latency_vs_twin.mine) >= TWIN_BASELINE_MIN_PAIRS:
+        return TWIN, sums.latency_vs_twin
+    return PRIMARY, sums.latency_vs_primary
 
 
-def _latency(data: ReportInput, answered: list[dict]) -> LatencyFigures:
-    baseline, rows = latency_baseline(data, answered)
-    pairs = [(row["latency_ms"], rows[row["exchange_id"]]["latency_ms"]) for row in answered
-             if row["exchange_id"] in rows]
-    pairs = [(mine, theirs) for mine, theirs in pairs if mine is not None and theirs is not None]
-    ttft = [(row["ttft_ms"], rows[row["exchange_id"]]["ttft_ms"]) for row in answered if row["exchange_id"] in rows]
-    ttft = [(mine, theirs) for mine, theirs in ttft if mine is not None and theirs is not None]
-    mine, theirs = [a for a, _ in pairs], [b for _, b in pairs]
-    c50, c95, p50, p95 = percentile(mine, .5), percentile(mine, .95), percentile(theirs, .5), percentile(theirs, .95)
-    t_mine, t_theirs = percentile([a for a, _ in ttft], .5), percentile([b for _, b in ttft], .5)
-    return LatencyFigures(n=len(pairs), candidate_p50_ms=c50, candidate_p95_ms=c95, primary_p50_ms=p50,
+def _latency(sums: TallySums) -> LatencyFigures:
+    baseline, lists = latency_baseline(sums)
+    # Sorted once here (each part's list is sorted: the sort merges runs), not once per quantile.
+    mine, theirs = sorted(lists.mine), sorted(lists.theirs)
+    at = percentile_of_sorted
+    c50, c95, p50, p95 = at(mine, .5), at(mine, .95), at(theirs, .5), at(theirs, .95)
+    t_mine, t_theirs = at(sorted(lists.ttft_mine), .5), at(sorted(lists.ttft_theirs), .5)
+    return LatencyFigures(n=len(mine), candidate_p50_ms=c50, candidate_p95_ms=c95, primary_p50_ms=p50,
                           primary_p95_ms=p95, p50_ratio=ratio(c50, p50), p95_ratio=ratio(c95, p95),
-                          ttft_n=len(ttft), candidate_ttft_p50_ms=t_mine, primary_ttft_p50_ms=t_theirs,
+                          ttft_n=len(lists.ttft_mine), candidate_ttft_p50_ms=t_mine, primary_ttft_p50_ms=t_theirs,
                           ttft_p50_ratio=ratio(t_mine, t_theirs), baseline=baseline)
 
 
-def total_tokens(row: dict) -> int | None:
-    if row.get("total_tokens") is not None:
-        return row["total_tokens"]
-    if row.get("prompt_tokens") is not None and row.get("completion_tokens") is not None:
-        return row["prompt_tokens"] + row["completion_tokens"]
-    return None
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _cost(data: ReportInput, answered: list[dict]) -> CostFigures:
-    primary = [data.exchanges[row["exchange_id"]] for row in answered]
-    costs = [(row["cost_usd"], exchange["cost_usd"]) for row, exchange in zip(answered, primary)
-             if row["cost_usd"] is not None and exchange["cost_usd"] is not None]
-    all_tokens = [(total_tokens(row), total_tokens(exchange)) for row, exchange in zip(answered, primary)]
-    tokens = [(mine, theirs) for mine, theirs in all_tokens if mine is not None and theirs is not None]
-    mine, theirs = _mean([a for a, _ in costs]), _mean([b for _, b in costs])
+def _cost(sums: TallySums) -> CostFigures:
+    costs = sums.costs  # in the order the rows were read: a float sum depends on it
+    n = len(costs)
+    mine = sum(map(itemgetter(1), costs)) / n if n else None
+    theirs = sum(map(itemgetter(2), costs)) / n if n else None
     mine_1k, theirs_1k = (None if mine is None else mine * 1000), (None if theirs is None else theirs * 1000)
-    t_mine, t_theirs = _mean([a for a, _ in tokens]), _mean([b for _, b in tokens])
-    return CostFigures(n=len(costs), candidate_per_1k_usd=mine_1k, primary_per_1k_usd=theirs_1k,
-                       ratio=ratio(mine_1k, theirs_1k), tokens_n=len(tokens), candidate_tokens_mean=t_mine,
+    count = sums.tokens_n
+    t_mine = sums.tokens_mine / count if count else None
+    t_theirs = sums.tokens_theirs / count if count else None
+    return CostFigures(n=n, candidate_per_1k_usd=mine_1k, primary_per_1k_usd=theirs_1k,
+                       ratio=ratio(mine_1k, theirs_1k), tokens_n=count, candidate_tokens_mean=t_mine,
                        primary_tokens_mean=t_theirs, tokens_ratio=ratio(t_mine, t_theirs))
 
 

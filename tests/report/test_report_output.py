@@ -143,6 +143,6 @@ def test_the_report_reads_the_store_at_one_moment_while_the_proxy_keeps_writing(
     # `exchanges` holds only exchanges a figure reads (with a shadow, a twin score or feedback): count them all.
     assert set(during.exchanges) == set(before.exchanges)
     assert during.exchange_count == before.exchange_count
-    assert ("late", "primary", "grounding") not in during.scores
+    assert during.score("late", "primary", "grounding") is None
     assert after.exchange_count == before.exchange_count + 1
-    assert ("late", "primary", "grounding") in after.scores
+    assert after.score("late", "primary", "grounding") is not None

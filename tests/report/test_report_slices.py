@@ -1,6 +1,6 @@
 """The report at scale: it keeps in memory only the exchanges a figure reads, counts and times all of
-them, and takes each category's and window's figures over a slice narrowed to it, with the same
-figures as over the whole input."""
+them, and adds each category's and window's figures up from cells (categories x window), with the
+same figures as `key_figures` takes over the whole input restricted to that slice."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from shadowtap.core.store import CaptureStore, Store
-from shadowtap.evaluators.report.build import build_report, window_start
+from shadowtap.evaluators.report.build import build_report
 from shadowtap.evaluators.report.figures import key_figures
-from shadowtap.evaluators.report.slices import overall_slice, slices_by
+from shadowtap.evaluators.report.slices import ReportSlices, window_start
 from shadowtap.evaluators.report.source import categories_of, load_input
 from tests.support.report_support import StoreBuilder
 
@@ -98,30 +98,32 @@ def whole_input_members(data, keys_of):
 @pytest.mark.parametrize("candidate", ["small", "large", "primary_twin", "absent"])
 def test_every_slice_gives_the_figures_of_the_whole_input_taken_over_that_slice(store_path, candidate):
     data = read(store_path)
-    overall = overall_slice(data, candidate)
-    figures = key_figures(overall.data, candidate, overall.exchange_ids)
-    assert figures == key_figures(data, candidate)
-    if candidate == "small":  # enough twin answers: the twin's rows are the latency baseline
-        assert figures.latency.baseline == "primary_twin"
-
     step = timedelta(hours=6)
-    for keys_of in (categories_of, lambda exchange: (window_start(exchange["started_dt"], step),)):
-        slices = slices_by(data, candidate, keys_of)
+    slices = ReportSlices(data, step).candidate(candidate)
+    assert slices.overall == key_figures(data, candidate)
+    if candidate == "small":  # enough twin answers: the twin's rows are the latency baseline
+        assert slices.overall.latency.baseline == "primary_twin"
+
+    def window_of(exchange):
+        return (window_start(exchange["started_dt"], step),)
+
+    rows = data.shadows.get(candidate, [])
+    for keys_of, by_key in ((categories_of, slices.categories), (window_of, slices.windows)):
         members = whole_input_members(data, keys_of)
-        rows = data.shadows.get(candidate, [])
         with_rows = {key for row in rows for key in keys_of(data.exchanges[row["exchange_id"]])}
-        assert set(slices) == with_rows
-        for key, part in slices.items():
-            assert key_figures(part.data, candidate, part.exchange_ids) == key_figures(data, candidate, members[key])
+        assert set(by_key) == with_rows
+        for key, figures in by_key.items():
+            assert figures == key_figures(data, candidate, members[key])
+    if candidate in ("small", "large"):
+        assert len(slices.categories) > 3 and len(slices.windows) > 3
 
 
 def test_a_category_slice_reads_the_twin_noise_of_exchanges_the_candidate_has_no_row_for(store_path):
     data = read(store_path)
-    qa = slices_by(data, "large", categories_of)["task", "qa"]
-    twin_only = [exchange_id for exchange_id, exchange in data.exchanges.items() if exchange["task"] == "qa"
-                 and (exchange_id, "primary", "agreement") in data.scores
-                 and not any(row["exchange_id"] == exchange_id for row in data.shadows["large"])]
-    assert twin_only and set(twin_only) <= set(qa.exchange_ids)
-    figures = key_figures(qa.data, "large", qa.exchange_ids)
-    assert figures.agreement.noise.n == len([exchange_id for exchange_id in qa.exchange_ids
-                                            if (exchange_id, "primary", "agreement") in data.scores])
+    qa = ReportSlices(data, timedelta(days=1)).candidate("large").categories["task", "qa"]
+    twin_scored_qa = [exchange_id for exchange_id, exchange in data.exchanges.items() if exchange["task"] == "qa"
+                      and data.score(exchange_id, "primary", "agreement") is not None]
+    twin_only = [exchange_id for exchange_id in twin_scored_qa
+                 if not any(row["exchange_id"] == exchange_id for row in data.shadows["large"])]
+    assert twin_only
+    assert qa.agreement.noise.n == len(twin_scored_qa)
