@@ -296,7 +296,7 @@ class PrimaryForwarder:
     async def _relay(self, response: UpstreamResponse, exchange: RawExchange, send, watcher, *,
                      answering: str = "primary") -> None:
         exchange.status = response.status
-        exchange.response_headers = list(response.raw_headers)
+        exchange.response_headers = response.raw_headers  # a list of its own, made per response
         headers = relayable_response_headers(exchange.response_headers)
         headers.append((b"x-shadowtap-exchange-id", exchange.id.encode()))
         exchange.t_upstream_headers = perf_counter()

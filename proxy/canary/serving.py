@@ -207,7 +207,7 @@ class CanaryServing:
             raise _Fallback(CANDIDATE_TIMEOUT, f"the answer did not finish within {deadline:g} s") from None
         except BodyBrokeOff as exc:
             raise _Fallback(CANDIDATE_ERROR, f"the answer broke off: {type(exc).__name__}") from None
-        raw_headers = list(response.raw_headers)
+        raw_headers = response.raw_headers
         errors = answer_errors(contract, dialect, raw_headers, chunks)
         if errors:
             raise _Fallback(CONTRACT_INVALID, f"{len(errors)} contract error(s)")

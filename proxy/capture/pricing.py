@@ -76,10 +76,8 @@ class PriceTable:
                 + read * ((input_rate if read_rate is None else read_rate) - input_rate))
 
     def _entry_for(self, model: str) -> dict | None:
-        try:
+        if model in self._entries:
             return self._entries[model]
-        except KeyError:
-            pass
         found = None
         for name in _candidate_names(model):
             found = self._prices.get(name)

@@ -203,7 +203,7 @@ class RecorderLink:
                 if not self._send_some(sock):
                     break
         except BlockingIOError:
-            pass
+            pass  # the socket is full: what is pending waits for it to be writable, below
         except OSError:
             self._recorder_died("its socket broke")
             return

@@ -51,10 +51,6 @@ class UpstreamResponse:
             else:
                 await self._wait()
 
-    async def read(self) -> bytes:
-        """The whole body at once (for callers that buffer it anyway)."""
-        return b"".join([chunk async for chunk in self.chunks()])
-
     def close(self) -> None:
         """Done with this response: a finished one has already returned its connection to the pool; an
         unfinished one's connection is dropped (its unread rest could not carry another request)."""

@@ -53,7 +53,8 @@ def served(serving: CanaryServing, body: bytes) -> tuple[bool, RawExchange, list
 
     async def relay(response, exchange, send, watcher) -> None:
         await send({"type": "http.response.start", "status": response.status, "headers": []})
-        await send({"type": "http.response.body", "body": await response.read(), "more_body": False})
+        body = b"".join([chunk async for chunk in response.chunks()])
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def run() -> bool:
         await serving.start()
